@@ -1,0 +1,50 @@
+"""The CPU backend: NumPy arrays and Numba ``@njit`` kernels.
+
+A backend is a module that offers the array functions the autograd Functions call as
+``ctx.xp.<name>``. The CPU backend's arrays are plain NumPy arrays, so most names are
+NumPy's own functions; ``minimask/cuda/`` offers the same names for device arrays.
+Heavy kernels (im2col/col2im, pooling, ...) live in their own files beside this one.
+"""
+
+from numpy import (  # noqa: F401  (re-exported: these names are the backend's interface)
+    abs,
+    arange,
+    argmax,
+    argmin,
+    argsort,
+    broadcast_to,
+    concatenate,
+    empty,
+    equal,
+    exp,
+    expand_dims,
+    full,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    matmul,
+    maximum,
+    minimum,
+    not_equal,
+    ones,
+    sign,
+    sqrt,
+    take_along_axis,
+    tanh,
+    where,
+    zeros,
+)
+
+from minimask.cpu.array_ops import (  # noqa: F401
+    asarray,
+    astype,
+    index_add,
+    scatter_add_along_axis,
+    sigmoid,
+    to_numpy,
+)

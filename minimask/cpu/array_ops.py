@@ -1,0 +1,56 @@
+"""CPU array functions that NumPy does not offer under one name.
+
+Each one has a twin of the same name in ``minimask/cuda/`` so that an autograd Function
+can call ``ctx.xp.index_add(...)`` without knowing where its arrays live.
+"""
+
+import numpy as np
+
+
+def asarray(data, dtype=None):
+    """A NumPy array holding ``data`` (copied, so the caller's buffer is never shared)."""
+    return np.array(data, dtype=dtype, copy=True)
+
+
+def to_numpy(array):
+    """A host NumPy copy of a backend array."""
+    return np.array(array, copy=True)
+
+
+def astype(array, dtype):
+    """``array`` converted to ``dtype`` (a new array)."""
+    return array.astype(dtype, copy=True)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow: with e = exp(-|x|),
+    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def index_add(shape, dtype, index, values):
+    """The adjoint of ``x[index]``: a zero array of ``shape`` with ``values`` added at ``index``.
+
+    Integer-array indices may repeat a position (``x[[0, 0]]``); each repeat adds its own
+    gradient, which is why this is an add (``np.add.at``) and not an assignment.
+    """
+    out = np.zeros(shape, dtype=dtype)
+    items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(item, np.ndarray) for item in items):
+        np.add.at(out, index, values)
+    else:
+        out[index] = values  # basic indexing selects each position at most once
+    return out
+
+
+def scatter_add_along_axis(shape, index, values, axis):
+    """The adjoint of ``np.take_along_axis(x, index, axis)`` (torch.gather):
+
+        out[..., index[..., j, ...], ...] += values[..., j, ...]   (along ``axis``)
+    """
+    out = np.zeros(shape, dtype=values.dtype)
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[axis] = index
+    np.add.at(out, tuple(grids), values)
+    return out
