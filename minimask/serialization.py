@@ -20,8 +20,11 @@ def save(state_dict, path):
         if not isinstance(key, str):
             raise TypeError(f"save: keys must be strings, got {key!r}")
         arrays[key] = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-        if arrays[key].dtype.kind == "O":
-            raise TypeError(f"save: value of {key!r} is not numeric ({type(value).__name__})")
+        if arrays[key].dtype.kind not in "biuf":
+            raise TypeError(
+                f"save: value of {key!r} is not a number or numeric array "
+                f"({type(value).__name__} of dtype {arrays[key].dtype})"
+            )
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
