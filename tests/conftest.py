@@ -3,11 +3,17 @@
 Hypothesis profiles: "dev" (default, 50 examples) and "ci" (selected with
 HYPOTHESIS_PROFILE=ci: fewer examples, derandomized so a CI run is reproducible).
 No deadline in either: the first call of a Numba kernel compiles it, which is slow.
+
+OMP_WAIT_POLICY=passive (set before torch is imported): PyTorch's OpenMP threads otherwise
+spin after each torch call and starve Numba's threads on a 2-core machine, which made
+tests that alternate torch and minimask calls up to 100x slower.
 """
 
 import os
 
-from hypothesis import HealthCheck, settings
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "dev", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]

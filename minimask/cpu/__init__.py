@@ -24,6 +24,7 @@ from numpy import (  # noqa: F401  (re-exported: these names are the backend's i
     less,
     less_equal,
     log,
+    log1p,
     logical_and,
     logical_not,
     logical_or,
@@ -48,3 +49,16 @@ from minimask.cpu.array_ops import (  # noqa: F401
     sigmoid,
     to_numpy,
 )
+from minimask.cpu.conv import (  # noqa: F401
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
+from minimask.cpu.interpolate import (  # noqa: F401
+    interpolate_bilinear2d,
+    interpolate_bilinear2d_backward,
+    interpolate_nearest2d,
+    interpolate_nearest2d_backward,
+)
+from minimask.cpu.pooling import max_pool2d_backward, max_pool2d_forward  # noqa: F401
