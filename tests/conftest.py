@@ -7,11 +7,17 @@ No deadline in either: the first call of a Numba kernel compiles it, which is sl
 OMP_WAIT_POLICY=passive (set before torch is imported): PyTorch's OpenMP threads otherwise
 spin after each torch call and starve Numba's threads on a 2-core machine, which made
 tests that alternate torch and minimask calls up to 100x slower.
+
+NUMBA_ENABLE_CUDASIM=1 (set before numba is imported) on a machine with no NVIDIA device:
+the CUDA kernels then run in numba's simulator, one Python thread per GPU thread, which is
+why the CUDA tests use tiny shapes. With a GPU present the same tests run on it.
 """
 
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 

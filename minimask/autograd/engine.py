@@ -14,7 +14,9 @@
    ``zero_grad()`` (which sets ``.grad`` to None) starts afresh.
 
 Unless ``retain_graph=True``, each Function's saved arrays are freed as it is passed, so a
-second backward through the same graph raises an error that says so.
+second backward through the same graph raises an error that says so when it reaches a
+Function that needs its saved arrays (as in PyTorch, one that saved nothing, such as an
+addition, runs again and adds again).
 """
 
 
@@ -25,7 +27,8 @@ def unbroadcast(grad, shape):
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    # zip: a gradient with too few dims (a broken backward) is left for the caller's check
+    stretched = tuple(i for i, (n, m) in enumerate(zip(shape, grad.shape)) if n == 1 and m != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad

@@ -1,6 +1,6 @@
 """Making tensors: ``tensor``, ``zeros``, ``ones``, ``full``, ``arange``, ``randn``, ``rand``
 and their ``*_like`` forms, with PyTorch's dtype inference: Python floats give float32,
-Python ints int64, bools bool; a NumPy array keeps its dtype."""
+Python ints int64, bools bool; a NumPy array or NumPy scalar keeps its dtype."""
 
 import numbers
 
@@ -33,9 +33,12 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
     if isinstance(data, Tensor):
         data = data.numpy()
     array = np.array(data)
-    if array.dtype.kind == "O":
-        raise TypeError(f"cannot make a tensor from {type(data).__name__} holding mixed objects")
-    if dtype is None and array.dtype.kind == "f" and not isinstance(data, np.ndarray):
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} holding {array.dtype} "
+            "(only numbers and bools)"
+        )
+    if dtype is None and array.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
         dtype = default_float
     return _finish(array, dtype, device, requires_grad)
 

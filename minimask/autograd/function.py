@@ -19,6 +19,7 @@ input's shape in one place (see ``engine.unbroadcast``).
 
 from minimask.autograd import grad_mode
 from minimask.autograd.device import backend_for
+from minimask.autograd.dtypes import is_floating
 
 
 class Context:
@@ -88,7 +89,11 @@ class Function:
         device = inputs[0].device
         ctx = Context(cls, inputs, backend_for(device))
         out = cls.forward(ctx, *(t.data for t in inputs), **params)
-        record = grad_mode.is_grad_enabled() and any(ctx.needs_input_grad)
+        # an integer or bool result (a cast such as x.long()) is piecewise constant in its
+        # inputs: no gradient flows through it, so it starts no graph (as in PyTorch)
+        record = (
+            grad_mode.is_grad_enabled() and any(ctx.needs_input_grad) and is_floating(out.dtype)
+        )
         if not record:
             return Tensor(out, device)
         return Tensor(out, device, requires_grad=True, grad_fn=ctx)

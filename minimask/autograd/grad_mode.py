@@ -17,15 +17,20 @@ class no_grad(contextlib.ContextDecorator):
     kept for backward, which is what evaluation and optimizer updates want.
     """
 
+    def __init__(self):
+        # a stack: one object is entered again before it exits when a function decorated
+        # with it calls itself (the decorator reuses the object for every call)
+        self._previous = []
+
     def __enter__(self):
         global _enabled
-        self._previous = _enabled
+        self._previous.append(_enabled)
         _enabled = False
         return self
 
     def __exit__(self, *exc_info):
         global _enabled
-        _enabled = self._previous
+        _enabled = self._previous.pop()
         return False
 
 
@@ -34,6 +39,6 @@ class enable_grad(no_grad):
 
     def __enter__(self):
         global _enabled
-        self._previous = _enabled
+        self._previous.append(_enabled)
         _enabled = True
         return self

@@ -14,7 +14,8 @@ in float64, where rounding error is about 1e-16 / eps. Two modes:
   A wrong gradient in any entry changes this number unless u or v happens to miss it,
   which random Gaussian directions almost surely do not.
 
-An entry passes when |analytic - numerical| <= atol + rtol * |numerical|.
+An entry passes when |analytic - numerical| <= atol + rtol * |numerical| (so a NaN on
+either side fails).
 """
 
 import numpy as np
@@ -114,7 +115,7 @@ def _locate(inputs, flat_index):
         if not t.requires_grad:
             continue
         if flat_index < t.numel():
-            return position, np.unravel_index(flat_index, t.shape)
+            return position, [int(i) for i in np.unravel_index(flat_index, t.shape)]
         flat_index -= t.numel()
     raise IndexError(flat_index)
 
@@ -130,11 +131,11 @@ def _check_full_jacobian(fn, inputs, n_in, n_out, eps, atol, rtol):
         ]
     )
     excess = np.abs(analytic - numerical) - (atol + rtol * np.abs(numerical))
-    j, i = np.unravel_index(np.argmax(excess), excess.shape)
-    if excess[j, i] > 0:
+    j, i = np.unravel_index(np.argmax(excess), excess.shape)  # argmax picks a NaN first
+    if not excess[j, i] <= 0:  # written so that NaN fails too
         position, element = _locate(inputs, i)
         raise GradcheckError(
-            f"gradcheck failed at d(output element {j}) / d(input {position}{list(element)}): "
+            f"gradcheck failed at d(output element {j}) / d(input {position}{element}): "
             f"analytic {analytic[j, i]:.8g}, numerical {numerical[j, i]:.8g} "
             f"(atol={atol}, rtol={rtol})"
         )
@@ -156,7 +157,7 @@ def _check_projections(fn, inputs, n_in, n_out, eps, atol, rtol, projections, se
             v /= np.linalg.norm(v)
             numerical = float(u @ _numerical_jvp(fn, inputs, v, eps))
             analytic = float(analytic_grad @ v)
-            if abs(analytic - numerical) > atol + rtol * abs(numerical):
+            if not abs(analytic - numerical) <= atol + rtol * abs(numerical):  # NaN fails
                 raise GradcheckError(
                     f"gradcheck failed for input {position} on random projection {trial}: "
                     f"u.(J v) analytic {analytic:.10g}, numerical {numerical:.10g} "

@@ -24,6 +24,10 @@ class Tensor:
 
     def __init__(self, data, device="cpu", requires_grad=False, grad_fn=None):
         """Wrap a backend array as it is (no copy). Users call ``minimask.tensor(...)``."""
+        if isinstance(data, np.generic):
+            # NumPy returns a scalar (np.float32), not a 0-d array, from most operations on
+            # 0-d arrays; a scalar cannot be written in place (zero_, t[...] = v)
+            data = np.asarray(data)
         self.data = data
         self.device = device
         self.grad = None
@@ -97,6 +101,13 @@ class Tensor:
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return f"tensor({body}, {', '.join(extras)})"
+
+    def __iter__(self):
+        """The sub-tensors along dim 0 (Python would otherwise index until IndexError, and
+        find nothing to iterate in a 0-d tensor instead of saying so)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     __hash__ = object.__hash__  # == is elementwise, so hashing is by identity
 

@@ -7,14 +7,14 @@ to each input's shape. With y = f(a, b):
     a - b:  da = g          db = -g
     a * b:  da = g * b      db = g * a
     a / b:  da = g / b      db = -g * a / b**2
-    a ** b: da = g * b * a**(b-1)
+    a ** b: da = g * b * a**(b-1)    (0 where b == 0, even at a == 0, as in PyTorch)
             db = g * a**b * log(a)   (0 where a == 0 and b >= 0, as in PyTorch)
 """
 
 from minimask.autograd.dtypes import default_float
 from minimask.autograd.function import Function
 from minimask.autograd.ops.cast import cast
-from minimask.autograd.ops.operands import common_operands
+from minimask.autograd.ops.operands import check_broadcast, common_operands
 
 
 class Add(Function):
@@ -76,7 +76,12 @@ class Pow(Function):
     def backward(ctx, grad_out):
         xp = ctx.xp
         a, b, out = ctx.saved_arrays
-        grad_a = grad_out * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            # where b == 0 the factor b makes da 0; exponent 1 there keeps a**(b-1) finite at
+            # a == 0 (0 * inf would be NaN)
+            exponent = xp.where(b == 0, 1, b - 1).astype(b.dtype)
+            grad_a = grad_out * b * a**exponent
         grad_b = None
         if ctx.needs_input_grad[1]:
             zero_base = xp.logical_and(a == 0, b >= 0)
@@ -96,27 +101,27 @@ class Neg(Function):
 
 
 def add(a, b):
-    return Add.apply(*common_operands(a, b))
+    return Add.apply(*check_broadcast("add", *common_operands(a, b)))
 
 
 def sub(a, b):
-    return Sub.apply(*common_operands(a, b))
+    return Sub.apply(*check_broadcast("sub", *common_operands(a, b)))
 
 
 def mul(a, b):
-    return Mul.apply(*common_operands(a, b))
+    return Mul.apply(*check_broadcast("mul", *common_operands(a, b)))
 
 
 def div(a, b):
     """True division; integer tensors give the default float dtype, as in PyTorch."""
-    a, b = common_operands(a, b)
+    a, b = check_broadcast("div", *common_operands(a, b))
     if a.dtype.kind in "iub":
         a, b = cast(a, default_float), cast(b, default_float)
     return Div.apply(a, b)
 
 
 def pow(a, b):
-    return Pow.apply(*common_operands(a, b))
+    return Pow.apply(*check_broadcast("pow", *common_operands(a, b)))
 
 
 def neg(x):

@@ -2,12 +2,12 @@
 constant: their derivative is zero almost everywhere, so nothing flows back)."""
 
 from minimask.autograd.device import backend_for
-from minimask.autograd.ops.operands import as_tensor, common_operands
+from minimask.autograd.ops.operands import as_tensor, check_broadcast, common_operands
 from minimask.autograd.tensor import Tensor
 
 
 def _compare(name, a, b):
-    a, b = common_operands(a, b)
+    a, b = check_broadcast(name.strip("_"), *common_operands(a, b))
     return Tensor(getattr(a.data, name)(b.data), a.device)
 
 
@@ -37,8 +37,8 @@ def ge(a, b):
 
 def _logical(name, *values):
     device = next(v.device for v in values if isinstance(v, Tensor))
-    arrays = [as_tensor(v, device).data for v in values]
-    return Tensor(getattr(backend_for(device), name)(*arrays), device)
+    tensors = check_broadcast(name, *(as_tensor(v, device) for v in values))
+    return Tensor(getattr(backend_for(device), name)(*(t.data for t in tensors)), device)
 
 
 def logical_and(a, b):

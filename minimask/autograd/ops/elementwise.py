@@ -10,6 +10,8 @@ tanh:     dx = g * (1 - y**2)
 clamp:    dx = g * (min <= x <= max)  (the bounds themselves pass the gradient)
 """
 
+import numbers
+
 from minimask.autograd.function import Function
 
 
@@ -156,4 +158,9 @@ def clamp(x, min=None, max=None):
     """Limit ``x`` to [min, max] (either bound may be None), as torch.clamp."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if not all(bound is None or isinstance(bound, numbers.Real) for bound in (min, max)):
+        raise TypeError(
+            "clamp: min and max must be numbers; for tensor bounds use "
+            "minimask.maximum / minimask.minimum"
+        )
     return Clamp.apply(x, min=min, max=max)

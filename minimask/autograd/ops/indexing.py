@@ -2,8 +2,8 @@
 gradient back where each element came from, adding where an element was picked twice.
 
     x[index]:              dx = zeros_like(x); dx[index] += g   (a scatter-add)
-    gather(x, dim, idx):   out[..., j, ...] = x[..., idx[..., j, ...], ...]  along dim
-                           dx = zeros_like(x); dx[..., idx[..., j, ...], ...] += g[..., j, ...]
+    gather(x, dim, idx):   out[i, j, k] = x[i, idx[i, j, k], k]         (for dim=1)
+                           dx = zeros_like(x); dx[i, idx[i, j, k], k] += g[i, j, k]
 """
 
 import numpy as np
@@ -28,7 +28,10 @@ class Gather(Function):
     def forward(ctx, x, index, dim):
         ctx.input_shape, ctx.dim = x.shape, dim
         ctx.save_for_backward(index)
-        return ctx.xp.take_along_axis(x, index, axis=dim)
+        # take_along_axis would broadcast a smaller index over x's other dims; torch.gather
+        # reads only the leading index.shape[d] entries there, so cut x down to those first
+        read = tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))
+        return ctx.xp.take_along_axis(x[read], index, axis=dim)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -70,10 +73,27 @@ def getitem(x, index):
 
 
 def gather(x, dim, index):
-    """torch.gather: values of ``x`` along ``dim`` at ``index`` (int64, same ndim as x)."""
+    """torch.gather: values of ``x`` along ``dim`` at ``index``, an integer tensor with as
+    many dims as ``x`` and, in every other dim, at most x's size (only that leading part of
+    ``x`` is read, as in PyTorch). Index values must lie in [0, x.shape[dim]): a negative one
+    is an error, not a count from the end."""
     dim = normalize_dim(dim, x.ndim)
     if index.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got {index.dtype}")
     if index.ndim != x.ndim:
         raise RuntimeError(f"gather: index has {index.ndim} dims, input has {x.ndim}")
+    if x.ndim == 0:
+        return gather(x.reshape(1), 0, index.reshape(1)).reshape(())
+    for d, (n_index, n_input) in enumerate(zip(index.shape, x.shape)):
+        if d != dim and n_index > n_input:
+            raise RuntimeError(
+                f"gather: index of shape {index.shape} is larger than the input {x.shape} "
+                f"in dim {d} (only dim {dim} may be larger)"
+            )
+    host_index = index.numpy()  # a host copy, so the check reads the same on every device
+    if host_index.size and (host_index.min() < 0 or host_index.max() >= x.shape[dim]):
+        raise IndexError(
+            f"gather: index values must lie in [0, {x.shape[dim]}) for dim {dim} of an input "
+            f"of shape {x.shape}, got values from {host_index.min()} to {host_index.max()}"
+        )
     return Gather.apply(x, index, dim=dim)

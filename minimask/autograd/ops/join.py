@@ -31,6 +31,11 @@ def cat(tensors, dim=0):
     tensors = common_operands(*tensors) if tensors else ()
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    for position, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(
+                f"cat: tensor {position} is 0-d and has no dim to join along (use stack)"
+            )
     dim = normalize_dim(dim, tensors[0].ndim)
     first = tensors[0].shape
     for position, t in enumerate(tensors):

@@ -6,6 +6,8 @@ A 1-d operand is treated as a row (left) or column (right) vector and that dim i
 from the result, as in torch.matmul.
 """
 
+import numpy as np
+
 from minimask.autograd.function import Function
 from minimask.autograd.ops.operands import common_operands
 
@@ -27,10 +29,9 @@ class Matmul(Function):
 
 def matmul(a, b):
     a, b = common_operands(a, b)
+    shapes = f"{a.shape} and {b.shape}"
     if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(
-            f"matmul: both operands need at least 1 dim, got {a.shape} and {b.shape}"
-        )
+        raise RuntimeError(f"matmul: both operands need at least 1 dim, got shapes {shapes}")
     vector_a, vector_b = a.ndim == 1, b.ndim == 1
     if vector_a:
         a = a.unsqueeze(0)
@@ -38,15 +39,17 @@ def matmul(a, b):
         b = b.unsqueeze(-1)
     if a.shape[-1] != b.shape[-2]:
         raise RuntimeError(
-            f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied "
-            f"({a.shape[-1]} != {b.shape[-2]})"
+            f"matmul: shapes {shapes} cannot be multiplied "
+            f"({a.shape[-1]} columns against {b.shape[-2]} rows)"
         )
     try:
-        out = Matmul.apply(a, b)
-    except ValueError as error:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
         raise RuntimeError(
-            f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast: {error}"
+            f"matmul: shapes {shapes}: batch dims {a.shape[:-2]} and {b.shape[:-2]} "
+            "do not broadcast"
         ) from None
+    out = Matmul.apply(a, b)
     if vector_a:
         out = out.squeeze(-2)
     if vector_b:

@@ -58,3 +58,17 @@ def common_operands(*values):
         if t.device != device:
             raise RuntimeError(f"expected all operands on {device}, got one on {t.device}")
     return tuple(t if t.dtype == dtype else cast(t, dtype) for t in converted)
+
+
+def check_broadcast(name, *tensors):
+    """``tensors`` unchanged if their shapes broadcast together; else an error that names the
+    operation and every shape (NumPy's own error would name neither)."""
+    shapes = [t.shape for t in tensors]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise RuntimeError(
+            f"{name}: shapes {' and '.join(map(str, shapes))} do not broadcast (aligned from "
+            "the right, each pair of sizes must be equal or one of them 1)"
+        ) from None
+    return tensors

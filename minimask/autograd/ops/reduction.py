@@ -75,7 +75,7 @@ def mean(x, dim=None, keepdim=False):
     count = 1
     for d in dims:
         count *= x.shape[d]
-    return sum(x, dims, keepdim) / count
+    return sum(x, dim, keepdim) / count
 
 
 def amax(x, dim=None, keepdim=False):
@@ -87,11 +87,18 @@ def amin(x, dim=None, keepdim=False):
 
 
 def _arg_extreme(x, dim, keepdim, largest):
+    """int64 index of the first extreme along ``dim``; with dim=None, of the flattened tensor
+    (shaped all ones with keepdim, as in PyTorch). A 0-d tensor's one element has index 0."""
     xp_name = "argmax" if largest else "argmin"
     xp = backend_for(x.device)
-    if dim is None:
-        return Tensor(getattr(xp, xp_name)(x.data.reshape(-1)).astype("int64"), x.device)
-    axis = normalize_dim(dim, x.ndim)
+    if dim is not None:
+        axis = normalize_dim(dim, x.ndim)
+    reduced_sizes = x.shape if dim is None or x.ndim == 0 else (x.shape[axis],)
+    if 0 in reduced_sizes:
+        raise RuntimeError(f"{xp_name} of an empty tensor {x.shape} (along dim {dim})")
+    if dim is None or x.ndim == 0:
+        flat_index = getattr(xp, xp_name)(x.data.reshape(-1)).astype("int64")
+        return Tensor(flat_index.reshape((1,) * x.ndim if keepdim else ()), x.device)
     return Tensor(getattr(xp, xp_name)(x.data, axis=axis, keepdims=keepdim), x.device)
 
 

@@ -9,7 +9,7 @@ does: the derivative is not defined there, and the even split is the symmetric c
 """
 
 from minimask.autograd.function import Function
-from minimask.autograd.ops.operands import as_tensor, common_operands
+from minimask.autograd.ops.operands import as_tensor, check_broadcast, common_operands
 
 
 def _split_at_ties(ctx, grad_out, a_wins):
@@ -57,11 +57,11 @@ class Where(Function):
 
 
 def maximum(a, b):
-    return Maximum.apply(*common_operands(a, b))
+    return Maximum.apply(*check_broadcast("maximum", *common_operands(a, b)))
 
 
 def minimum(a, b):
-    return Minimum.apply(*common_operands(a, b))
+    return Minimum.apply(*check_broadcast("minimum", *common_operands(a, b)))
 
 
 def where(condition, a, b):
@@ -70,4 +70,4 @@ def where(condition, a, b):
     condition = as_tensor(condition, a.device)
     if condition.dtype.kind != "b":
         raise TypeError(f"where: condition must be a bool tensor, got {condition.dtype}")
-    return Where.apply(condition, a, b)
+    return Where.apply(*check_broadcast("where", condition, a, b))

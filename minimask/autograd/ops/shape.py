@@ -56,8 +56,10 @@ def reshape(x, *shape):
     for n in shape:
         known *= n if n != -1 else 1
     numel = x.numel()
-    fits = shape.count(-1) <= 1 and (
-        known == numel if -1 not in shape else known > 0 and numel % known == 0
+    fits = (
+        all(n >= -1 for n in shape)
+        and shape.count(-1) <= 1
+        and (known == numel if -1 not in shape else known > 0 and numel % known == 0)
     )
     if not fits:
         raise RuntimeError(
@@ -78,7 +80,8 @@ def permute(x, *dims):
 def transpose(x, dim0, dim1):
     dims = list(range(x.ndim))
     dim0, dim1 = normalize_dim(dim0, x.ndim), normalize_dim(dim1, x.ndim)
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    if x.ndim:  # a 0-d tensor has nothing to swap (dims 0 and -1 name the tensor itself)
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return Permute.apply(x, dims=tuple(dims))
 
 
@@ -86,6 +89,10 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, 1)
     start, end = normalize_dim(start_dim, x.ndim), normalize_dim(end_dim, x.ndim)
+    if start > end:
+        raise RuntimeError(
+            f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a {x.ndim}-d tensor"
+        )
     merged = 1
     for n in x.shape[start : end + 1]:
         merged *= n
@@ -109,6 +116,11 @@ def expand(x, *sizes):
     if len(sizes) < x.ndim:
         raise RuntimeError(f"expand: {len(sizes)} sizes for a {x.ndim}-d tensor {x.shape}")
     offset = len(sizes) - x.ndim
+    if -1 in sizes[:offset]:
+        raise RuntimeError(
+            f"expand: size -1 (keep the size) is not allowed for a new leading dim, "
+            f"got sizes {sizes} for shape {x.shape}"
+        )
     shape = tuple(
         x.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(sizes)
     )

@@ -40,8 +40,15 @@ class LogSoftmax(Function):
 
 
 def softmax(x, dim):
-    return Softmax.apply(x, dim=normalize_dim(dim, x.ndim))
+    """A 0-d tensor is one element along its only "dim": its softmax is 1."""
+    dim = normalize_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return softmax(x.reshape(1), 0).reshape(())
+    return Softmax.apply(x, dim=dim)
 
 
 def log_softmax(x, dim):
-    return LogSoftmax.apply(x, dim=normalize_dim(dim, x.ndim))
+    dim = normalize_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return log_softmax(x.reshape(1), 0).reshape(())
+    return LogSoftmax.apply(x, dim=dim)

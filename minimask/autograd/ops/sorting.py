@@ -10,13 +10,25 @@ from minimask.autograd.tensor import Tensor
 
 
 def _stable_order(x, dim, descending):
+    """Indices that sort ``x`` along ``dim``, equal values in their original order.
+
+    Descending: sort the reversed array ascending, reverse that order and map its positions
+    back (p -> n - 1 - p). Sorting ``-x`` instead would be wrong for unsigned integers and
+    bools, where negation wraps around or is not defined.
+    """
     xp = backend_for(x.device)
-    keys = -x.data if descending else x.data
-    return xp.argsort(keys, axis=dim, kind="stable")
+    if not descending:
+        return xp.argsort(x.data, axis=dim, kind="stable")
+    reverse = tuple(slice(None, None, -1) if d == dim else slice(None) for d in range(x.ndim))
+    return x.shape[dim] - 1 - xp.argsort(x.data[reverse], axis=dim, kind="stable")[reverse]
 
 
 def sort(x, dim=-1, descending=False):
+    """Values along ``dim`` in ascending (or descending) order, and where each came from."""
     dim = normalize_dim(dim, x.ndim)
+    if x.ndim == 0:  # one element: itself, at index 0
+        values, indices = sort(x.reshape(1), 0, descending)
+        return ValuesIndices(values.reshape(()), indices.reshape(()))
     indices = Tensor(_stable_order(x, dim, descending), x.device)
     return ValuesIndices(gather(x, dim, indices), indices)
 
@@ -24,6 +36,9 @@ def sort(x, dim=-1, descending=False):
 def topk(x, k, dim=-1, largest=True, sorted=True):
     """The k largest (or smallest) elements along ``dim``, in order, and their indices."""
     dim = normalize_dim(dim, x.ndim)
+    if x.ndim == 0:  # one element, as in sort
+        values, indices = topk(x.reshape(1), k, 0, largest, sorted)
+        return ValuesIndices(values.reshape(()), indices.reshape(()))
     if not 0 <= k <= x.shape[dim]:
         raise RuntimeError(f"topk: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
     order = _stable_order(x, dim, descending=largest)
