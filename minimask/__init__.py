@@ -6,7 +6,7 @@ The public names follow PyTorch: ``minimask.tensor``, ``minimask.zeros``, ``mini
 
 __version__ = "0.1.0"
 
-from minimask import nn, optim
+from minimask import nn, ops, optim
 from minimask.autograd import Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad
 from minimask.autograd.dtypes import bool_, float16, float32, float64, int32, int64, uint8
 from minimask.autograd.factories import (
@@ -93,6 +93,7 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
+    "ops",
     "optim",
     "permute",
     "rand",

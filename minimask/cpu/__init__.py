@@ -61,4 +61,7 @@ from minimask.cpu.interpolate import (  # noqa: F401
     interpolate_nearest2d,
     interpolate_nearest2d_backward,
 )
+from minimask.cpu.nms import nms  # noqa: F401
 from minimask.cpu.pooling import max_pool2d_backward, max_pool2d_forward  # noqa: F401
+from minimask.cpu.roi_align import roi_align_backward, roi_align_forward  # noqa: F401
+from minimask.cpu.roi_pool import roi_pool_backward, roi_pool_forward  # noqa: F401
