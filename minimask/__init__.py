@@ -54,12 +54,14 @@ from minimask.autograd.ops import (
     where,
 )
 from minimask.autograd.random import manual_seed
+from minimask.determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from minimask.serialization import load, save
 
 __all__ = [
     "Tensor",
     "abs",
     "amax",
+    "are_deterministic_algorithms_enabled",
     "amin",
     "arange",
     "argmax",
@@ -112,6 +114,7 @@ __all__ = [
     "topk",
     "transpose",
     "uint8",
+    "use_deterministic_algorithms",
     "where",
     "zeros",
     "zeros_like",
