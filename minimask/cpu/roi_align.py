@@ -207,10 +207,18 @@ def roi_align_forward_kernel(
     return out
 
 
-def roi_align_backward(grad_out, rois, input_shape, spatial_scale, sampling_ratio, aligned):
+def roi_align_backward(
+    grad_out, rois, input_shape, spatial_scale, sampling_ratio, aligned, deterministic=True
+):
     """grad_input (N, C, H, W): the adjoint of `roi_align_forward` for rois (K, 5) float64.
     The kernel is `roi_align_backward_kernel`; this picks its channel block width (so that
     every thread gets work) and makes the arguments contiguous and of one type each.
+
+    ``deterministic`` is ignored here: the CPU kernel is deterministic either way (each
+    input cell has one owner, see the kernel). The parameter exists so that both backends
+    have one signature; ``minimask/cuda/roi_align.py`` picks its deterministic or its
+    atomic-add kernel with it, and the RoIAlign Function passes
+    ``minimask.determinism.are_deterministic_algorithms_enabled()``.
     """
     channels = input_shape[1]
     block = -(-channels // numba.get_num_threads())  # a multiple of 16 channels (vectors)

@@ -74,8 +74,11 @@ def roi_pool_forward(input, rois, spatial_scale, pooled_h, pooled_w):
     )
 
 
-def roi_pool_backward(grad_out, argmax, rois, input_shape):
-    """grad_input: see `roi_pool_backward_kernel` (arguments made contiguous)."""
+def roi_pool_backward(grad_out, argmax, rois, input_shape, deterministic):
+    """grad_input: see `roi_pool_backward_kernel` (arguments made contiguous).
+
+    ``deterministic`` is accepted so that both backends share one signature; the CPU
+    kernel is deterministic either way (one owner per plane, fixed order)."""
     return roi_pool_backward_kernel(
         np.ascontiguousarray(grad_out),
         np.ascontiguousarray(argmax),

@@ -22,14 +22,17 @@ Semantics are torchvision's ``torchvision.ops.roi_align`` exactly:
 The output is linear in ``input``, so the backward is the transpose of the same sampling:
 every sample sends its bin's gradient, split by its 4 bilinear weights, back to the 4 cells
 it read. Boxes get no gradient (as in torchvision). On the CPU the backward is
-deterministic (each input cell has one owner that adds its terms in a fixed order); a
-CUDA backward with one thread per output element uses atomic adds instead, which are
-faster but not bit-reproducible (see ``roi_align_backward`` in ``minimask/cpu/``).
+deterministic (each input cell has one owner that adds its terms in a fixed order). On
+CUDA, ``minimask.use_deterministic_algorithms`` picks the kernel: True (the default) runs
+the CPU's loop nest, one thread per (n, c) plane, reproducible run to run; False runs one
+thread per output element with atomic adds, faster but not bit-reproducible (see
+``roi_align_backward`` in ``minimask/cpu/`` and ``minimask/cuda/``).
 """
 
 import numbers
 
 from minimask.autograd.function import Function
+from minimask.determinism import are_deterministic_algorithms_enabled
 from minimask.ops._roi_format import (
     boxes_to_rois,
     check_feature_map,
@@ -55,7 +58,13 @@ class RoIAlign(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (rois,) = ctx.saved_arrays
-        grad_input = ctx.xp.roi_align_backward(grad_out, rois, ctx.input_shape, *ctx.params)
+        grad_input = ctx.xp.roi_align_backward(
+            grad_out,
+            rois,
+            ctx.input_shape,
+            *ctx.params,
+            deterministic=are_deterministic_algorithms_enabled(),
+        )
         return grad_input, None
 
 

@@ -19,6 +19,7 @@ output gradient to the element its maximum came from; boxes get no gradient.
 """
 
 from minimask.autograd.function import Function
+from minimask.determinism import are_deterministic_algorithms_enabled
 from minimask.ops._roi_format import (
     boxes_to_rois,
     check_feature_map,
@@ -41,7 +42,9 @@ class RoIPool(Function):
     @staticmethod
     def backward(ctx, grad_out):
         rois, argmax = ctx.saved_arrays
-        return ctx.xp.roi_pool_backward(grad_out, argmax, rois, ctx.input_shape), None
+        deterministic = are_deterministic_algorithms_enabled()
+        grad = ctx.xp.roi_pool_backward(grad_out, argmax, rois, ctx.input_shape, deterministic)
+        return grad, None
 
 
 def roi_pool(input, boxes, output_size, spatial_scale=1.0):
