@@ -5,6 +5,8 @@
     roi_align fwd+bwd   the same, input gradient included
                         vs torch: grid_sample(align_corners=False) + avg_pool2d composite
     nms                 2000 boxes, IoU 0.7, vs ONNX Runtime NonMaxSuppression
+    CUDA test suite     wall time of tests/test_cuda_*.py in numba's CUDA simulator (no
+                        peer: printed so that the simulated suite is seen to stay small)
 
 Everything runs in this one process on the same inputs, with the same thread count for
 every library (Numba, torch.set_num_threads, ORT intra_op_num_threads). Before timing, each
@@ -25,7 +27,10 @@ means minimask is faster).
 
 import argparse
 import os
+import pathlib
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before numba and torch start OpenMP
@@ -208,6 +213,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--skip-cuda-suite", action="store_true", help="do not time the simulated CUDA tests"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -220,6 +228,29 @@ def main():
     ):
         for name, peer, ours, theirs in rows:
             print(f"| {name} | {ours:.2f} | {peer} | {theirs:.2f} | {ours / theirs:.2f} |")
+    if not args.skip_cuda_suite:
+        seconds, summary = time_cuda_simulator_suite()
+        print(f"| CUDA test suite in the simulator ({summary}) | {1e3 * seconds:.0f} | - | - | - |")
+
+
+def time_cuda_simulator_suite():
+    """Wall time of tests/test_cuda_*.py run serially in a fresh process with
+    NUMBA_ENABLE_CUDASIM=1, and pytest's summary line (e.g. "207 passed")."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    tests = sorted(str(path) for path in (root / "tests").glob("test_cuda_*.py"))
+    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"the CUDA test suite failed:\n{result.stdout[-2000:]}")
+    return seconds, result.stdout.strip().splitlines()[-1].strip("= ")
 
 
 if __name__ == "__main__":

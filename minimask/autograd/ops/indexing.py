@@ -90,10 +90,12 @@ def gather(x, dim, index):
                 f"gather: index of shape {index.shape} is larger than the input {x.shape} "
                 f"in dim {d} (only dim {dim} may be larger)"
             )
-    host_index = index.numpy()  # a host copy, so the check reads the same on every device
-    if host_index.size and (host_index.min() < 0 or host_index.max() >= x.shape[dim]):
-        raise IndexError(
-            f"gather: index values must lie in [0, {x.shape[dim]}) for dim {dim} of an input "
-            f"of shape {x.shape}, got values from {host_index.min()} to {host_index.max()}"
-        )
+    if index.numel():
+        # two numbers cross to the host, not the whole index (it may live on the GPU)
+        lowest, highest = int(index.data.min()), int(index.data.max())
+        if lowest < 0 or highest >= x.shape[dim]:
+            raise IndexError(
+                f"gather: index values must lie in [0, {x.shape[dim]}) for dim {dim} of an "
+                f"input of shape {x.shape}, got values from {lowest} to {highest}"
+            )
     return Gather.apply(x, index, dim=dim)
