@@ -47,7 +47,7 @@ def index_add(shape, dtype, index, values):
 def scatter_add_along_axis(shape, index, values, axis):
     """The adjoint of ``np.take_along_axis(x, index, axis)`` (torch.gather):
 
-        out[..., index[..., j, ...], ...] += values[..., j, ...]   (along ``axis``)
+    out[..., index[..., j, ...], ...] += values[..., j, ...]   (along ``axis``)
     """
     out = np.zeros(shape, dtype=values.dtype)
     grids = list(np.indices(index.shape, sparse=True))

@@ -2,47 +2,59 @@
 
 A convolution is a matrix product in disguise. `im2col` copies every receptive field of
 the input into one column of a matrix `cols`, after which the whole convolution is one
-GEMM (general matrix multiply) that BLAS runs near the machine's peak:
+GEMM (general matrix multiply), which BLAS runs far faster than any loop we could write:
 
     cols[c*kh*kw + i*kw + j, n*OH*OW + oh*OW + ow] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
     y[n, :, oh, ow] = W2d @ cols[:, n*OH*OW + oh*OW + ow]          W2d = weight.reshape(Cout, -1)
 
 (0 where the input index falls into the padding). Its adjoint, `col2im`, adds every column
-back onto the input positions it was copied from. The three products of a convolution layer
-are then
+back onto the input positions it was copied from. The three products of a convolution are
 
-    forward       y      = W2d   @ cols           (im2col, then GEMM)
-    weight grad   dW2d   = dYmat @ cols.T         (reuses the forward's cols)
-    input grad    dx     = col2im(W2d.T @ dYmat)  (GEMM, then col2im)
+    forward       y    = W2d @ cols               (im2col, then GEMM)
+    weight grad   dW2d = dYmat @ cols.T           (im2col, then GEMM)
+    input grad    dx   = col2im(W2d.T @ dYmat)    (GEMM, then col2im)
 
 with dYmat the output gradient as a (Cout, N*OH*OW) matrix. A transposed convolution is the
-input gradient of a convolution: its forward is "GEMM, then col2im", and its input gradient
-is a plain convolution ("im2col, then GEMM"). The code below therefore has exactly three
-building blocks, `_conv2d_gemm`, `_conv2d_input_grad` and `_conv2d_weight_grad`, and both
-layers are assembled from them.
+input gradient of a convolution with the same weight, so the roles swap: its forward is
+"GEMM, then col2im" (`_conv2d_input_grad`), its input gradient is a plain convolution of dY
+("im2col, then GEMM", `_conv2d_gemm`), and its weight gradient reuses that im2col(dY):
+dW2d = Xmat @ im2col(dY).T (`_conv2d_weight_grad`). Both layers are built from these three.
+
+A third identity closes the circle: with stride 1, conv2d(x, W, p) equals
+conv_transpose2d(x, W', d*(k-1) - p) with W' the kernel with its channels swapped and its
+taps reversed (`_flip_kernel`). The code uses it in both directions where the CPU gains:
+
+- conv2d backward, stride 1: it is the transposed convolution's backward, which gets dx and
+  dW from one im2col of dY (two GEMMs of the forward's size, no col2im, no second im2col);
+- conv_transpose2d forward, stride 1: it is a convolution (im2col, then GEMM).
 
 Layout. `cols` is (Cin*kh*kw, N*OH*OW), row-major: one row per (channel, kernel tap), the
-whole batch side by side along the columns. Then
+whole batch side by side along the columns (the kernels see it as (Cin*kh*kw, N, OH, OW)).
 
-- `im2col` writes, and `col2im` reads, contiguous runs of OW values that are also contiguous
-  in x (for stride 1), so both kernels stream memory;
-- the weight gradient is one GEMM whose reduction runs over the whole batch (N*OH*OW), the
-  shape BLAS handles best, instead of N small products that must then be summed;
+- `im2col` writes, and `col2im` reads, runs of OW values that are contiguous in both cols
+  and x (for stride 1), so both kernels stream memory;
+- the weight gradient is one GEMM whose reduction runs over the whole batch (N*OH*OW), not
+  N small products to be summed;
 - the forward GEMM writes straight into the NCHW output through a per-image view of `cols`
-  (`cols.reshape(K, N, L).transpose(1, 0, 2)`, no copy), so no output transpose is needed.
+  (`cols.reshape(K, N, L).transpose(1, 0, 2)`, no copy); for small images (under 1024
+  output pixels) one batch-wide GEMM plus a transposing copy into y is faster.
+- a 1x1 kernel with stride 1 and no padding needs no im2col: cols is x with the batch side
+  by side (a transposing copy).
 
-Fast paths, each an exact rewrite of the general one (the tests cover both):
-
-- 1x1 kernel, stride 1, no padding: `cols` would be x itself, so im2col is skipped.
-- input gradient with stride 1: `col2im(W2d.T @ dYmat)` equals a convolution of dY with the
-  spatially flipped, channel-swapped kernel and padding d*(k-1) - p. That replaces the
-  (Cin*kh*kw)-row GEMM output and the col2im pass by an im2col pass and the same-size GEMM
-  as the forward, which is faster on the CPU.
+Memory. cols is Cin*kh*kw times larger than x (9x for 3x3). It is not kept from the forward
+to the backward (`saved` is None): the backward rebuilds what it needs, which costs one
+memory-bound copy but keeps a training step's memory at the size of its activations. The
+im2col matrices and other large temporaries live in per-thread buffers that are reused from
+call to call (`_Workspace`): touching freshly allocated memory costs a page fault per 4 KiB,
+which on this machine cost more than the im2col copy itself.
 
 The numba kernels are written as "one flat work index, decomposed into coordinates", with
 the innermost (contiguous) coordinate as a loop so that it vectorises; a CUDA twin makes
 that innermost coordinate part of the thread index and keeps the same formulas.
 """
+
+import math
+import threading
 
 import numba
 import numpy as np
@@ -88,28 +100,28 @@ def _valid_output_range(offset, stride, input_size, output_size):
 
 
 @_PARALLEL_KERNEL
-def im2col(x, kernel_hw, stride, padding, dilation, output_hw):
-    """Copy every receptive field of x (N, C, H, W) into a column of `cols`.
+def im2col(x, kernel_hw, stride, padding, dilation, cols):
+    """Copy every receptive field of x (N, C, H, W) into a column of `cols` (C*kh*kw, N, OH, OW).
 
-    cols[c*kh*kw + i*kw + j, n*OH*OW + oh*OW + ow] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
-    and 0 where that input index is outside x (zero padding). Shape (C*kh*kw, N*OH*OW).
+    cols[c*kh*kw + i*kw + j, n, oh, ow] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
+    and 0 where that input index is outside x (zero padding). Overwrites `cols`, whose shape
+    gives OH and OW; cols.reshape(C*kh*kw, N*OH*OW) is the GEMM operand.
 
     Why: with `cols` the convolution is one GEMM, W2d @ cols, which BLAS runs far faster
     than any hand-written loop over the kernel taps.
 
     Loop nest: the work item `item` = tap*N + n, tap = (c*kh + i)*kw + j, fills the
-    contiguous block cols[tap, n*OH*OW : (n+1)*OH*OW] row by row (oh), and each row is a run
-    of zeros (left padding), a strided copy of x[n, c, h, :] and a run of zeros (right
-    padding); rows whose h falls into the padding are all zeros. The valid ranges come from
-    `_valid_output_range`, so the copy loop has no branch and vectorises.
+    contiguous block cols[tap, n] row by row (oh), and each row is a run of zeros (left
+    padding), a strided copy of x[n, c, h, :] and a run of zeros (right padding); rows whose
+    h falls into the padding are all zeros. The valid ranges come from `_valid_output_range`,
+    so the copy loop has no branch and vectorises.
     """
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_hw
     stride_h, stride_w = stride
     pad_h, pad_w = padding
     dilation_h, dilation_w = dilation
-    out_h, out_w = output_hw
-    cols = np.empty((channels * kernel_h * kernel_w, batch, out_h, out_w), dtype=x.dtype)
+    out_h, out_w = cols.shape[2:]
     for item in numba.prange(cols.shape[0] * batch):
         n = item % batch
         tap = item // batch
@@ -130,41 +142,36 @@ def im2col(x, kernel_hw, stride, padding, dilation, output_hw):
                 cols[tap, n, oh, _INDEX(lo) + k] = x[n, c, h, first_w + k * _INDEX(stride_w)]
             for ow in range(hi, out_w):
                 cols[tap, n, oh, ow] = 0
-    return cols.reshape(cols.shape[0], -1)
 
 
 @_PARALLEL_KERNEL
-def col2im(cols, input_shape, kernel_hw, stride, padding, dilation, output_hw):
-    """Adjoint of im2col: add every entry of `cols` back onto the input position it came from.
+def col2im(cols, kernel_hw, stride, padding, dilation, x):
+    """Adjoint of im2col: add every entry of `cols` onto the input position it came from.
 
-    x[n, c, h, w] = sum of cols[c*kh*kw + i*kw + j, n*OH*OW + oh*OW + ow]
-                    over all (i, j, oh, ow) with oh*sh - ph + i*dh == h, ow*sw - pw + j*dw == w.
-    Returns x with shape `input_shape` = (N, C, H, W).
+    x[n, c, h, w] += sum of cols[c*kh*kw + i*kw + j, n, oh, ow]
+                     over all (i, j, oh, ow) with oh*sh - ph + i*dh == h, ow*sw - pw + j*dw == w.
+    cols is (C*kh*kw, N, OH, OW); x (N, C, H, W) is updated in place, so the caller chooses
+    its start: zeros for an input gradient, the bias for a transposed convolution's output.
 
     Why: it turns the GEMM result W2d.T @ dYmat into the input gradient of a convolution
     (and so into the output of a transposed convolution).
 
     Loop nest: the work item `item` = n*C + c owns the plane x[n, c], so there are no write
     conflicts and every element sums its terms in the same (i, j) order (deterministic).
-    It zeroes the plane, then for each tap (i, j) and each valid row oh adds the contiguous
-    run cols[tap, n, oh, ow_lo:ow_hi] onto x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw].
+    For each tap (i, j) and each valid row oh it adds the contiguous run
+    cols[tap, n, oh, ow_lo:ow_hi] onto x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw].
     A CUDA twin with one thread per x element gathers the same terms instead: for each
     (i, j), oh = (h + ph - i*dh) / sh and ow = (w + pw - j*dw) / sw when exact and in range.
     """
-    batch, channels, height, width = input_shape
+    batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_hw
     stride_h, stride_w = stride
     pad_h, pad_w = padding
     dilation_h, dilation_w = dilation
-    out_h, out_w = output_hw
-    x = np.empty(input_shape, dtype=cols.dtype)
-    cols = cols.reshape(channels * kernel_h * kernel_w, batch, out_h, out_w)
+    out_h, out_w = cols.shape[2:]
     for item in numba.prange(batch * channels):
         c = item % channels
         n = item // channels
-        for h in range(height):
-            for w in range(width):
-                x[n, c, h, w] = 0
         for i in range(kernel_h):
             offset_h = i * dilation_h - pad_h
             oh_lo, oh_hi = _valid_output_range(offset_h, stride_h, height, out_h)
@@ -179,7 +186,34 @@ def col2im(cols, input_shape, kernel_hw, stride, padding, dilation, output_hw):
                         x[n, c, h, first_w + k * _INDEX(stride_w)] += cols[
                             tap, n, oh, _INDEX(ow_lo) + k
                         ]
-    return x
+
+
+class _Workspace(threading.local):
+    """Reusable per-thread buffers for the large temporaries: im2col matrices, GEMM results
+    on their way to col2im or to y, and batch matrices of x or dY.
+
+    Why: a freshly allocated array costs a page fault per 4 KiB page on first touch (the OS
+    hands out zeroed pages lazily), and on this machine that made a 19 MB im2col matrix
+    cost several times more to allocate than to fill; the benchmark conv2d fwd+bwd took
+    24 ms with fresh temporaries and 16 ms with reused ones. One grow-only buffer per role
+    and thread pays that once. Arrays handed back to the caller are always fresh.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def array(self, role, shape, dtype):
+        """An uninitialised array of `shape` in the `role` buffer; valid until the next call
+        with the same role on this thread."""
+        size = math.prod(shape)
+        key = (role, np.dtype(dtype).str)
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers[key] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+
+_workspace = _Workspace()
 
 
 def _per_image(matrix, batch):
@@ -188,10 +222,11 @@ def _per_image(matrix, batch):
     return matrix.reshape(rows, batch, -1).transpose(1, 0, 2)
 
 
-def _batch_matrix(images):
-    """(N, C, H, W) -> contiguous (C, N*H*W): the batch side by side along the columns."""
+def _batch_matrix(images, role):
+    """(N, C, H, W) -> (C, N*H*W) with the batch side by side along the columns, in the
+    workspace buffer `role`."""
     batch, channels = images.shape[:2]
-    matrix = np.empty((channels, images[:, 0].size), dtype=images.dtype)
+    matrix = _workspace.array(role, (channels, images[:, 0].size), images.dtype)
     _per_image(matrix, batch)[...] = images.reshape(batch, channels, -1)
     return matrix
 
@@ -201,11 +236,16 @@ def _is_pointwise(kernel_hw, stride, padding):
 
 
 def _im2col_matrix(x, kernel_hw, stride, padding, dilation, output_hw):
-    """`im2col`, except for a 1x1 kernel with stride 1 and no padding, whose cols is x itself
-    with the batch side by side: a plain transposing copy."""
+    """im2col into the workspace, as the (Cin*kh*kw, N*OH*OW) GEMM operand. For a 1x1 kernel
+    with stride 1 and no padding, cols is x itself with the batch side by side: a plain
+    transposing copy."""
     if _is_pointwise(kernel_hw, stride, padding):
-        return _batch_matrix(x)
-    return im2col(x, kernel_hw, stride, padding, dilation, output_hw)
+        return _batch_matrix(x, "cols")
+    batch, channels = x.shape[:2]
+    rows = channels * kernel_hw[0] * kernel_hw[1]
+    cols = _workspace.array("cols", (rows, batch, *output_hw), x.dtype)
+    im2col(x, kernel_hw, stride, padding, dilation, cols)
+    return cols.reshape(rows, -1)
 
 
 # Output pixels per image from which N per-image GEMMs writing straight into y beat one GEMM
@@ -218,7 +258,7 @@ def _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation):
     """Convolution: im2col, then y = W2d @ cols (+ bias).
 
     x (N, Cin, H, W) and weight (Cout, Cin, kh, kw) contiguous, same dtype; bias or None.
-    Returns (y (N, Cout, *output_hw), cols).
+    Returns (y (N, Cout, *output_hw), cols); cols lives in the workspace.
     """
     batch = x.shape[0]
     out_channels = weight.shape[0]
@@ -230,7 +270,8 @@ def _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation):
         np.matmul(weight_matrix, _per_image(cols, batch), out=y_images)
         _add_bias(y, bias)
     else:
-        y_matrix = weight_matrix @ cols
+        y_matrix = _workspace.array("gemm", (out_channels, cols.shape[1]), x.dtype)
+        np.matmul(weight_matrix, cols, out=y_matrix)
         if bias is None:
             y_images[...] = _per_image(y_matrix, batch)
         else:
@@ -238,29 +279,60 @@ def _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation):
     return y, cols
 
 
-def _conv2d_weight_grad(grad_out_matrix, cols, weight_shape):
-    """dW2d = dYmat @ cols.T: one GEMM whose reduction runs over the whole batch (N*OH*OW)."""
-    return (grad_out_matrix @ cols.T).reshape(weight_shape)
+def _conv2d_weight_grad(grad_out, cols, weight_shape):
+    """dW2d = dYmat @ cols.T: one GEMM whose reduction runs over the whole batch (N*OH*OW).
+
+    grad_out (N, Cout, OH, OW) contiguous; cols (Cin*kh*kw, N*OH*OW) from `_im2col_matrix`.
+    Computed as (cols @ dYmat.T).T, which OpenBLAS runs faster than dYmat @ cols.T here
+    (3.9 vs 5.0 ms on the conv2d benchmark shape); the final transpose copies only dW.
+    """
+    grad_out_matrix = _batch_matrix(grad_out, "matrix")
+    return (cols @ grad_out_matrix.T).T.reshape(weight_shape)
 
 
-def _conv2d_input_grad(grad_y, weight, input_hw, stride, padding, dilation):
-    """Input gradient of a convolution: dx = col2im(W2d.T @ dYmat).
+def _conv2d_input_grad(grad_y, weight, bias, input_hw, stride, padding, dilation):
+    """Input gradient of a convolution: dx = col2im(W2d.T @ dYmat) (+ bias).
 
-    grad_y (N, Cout, OH, OW) and weight (Cout, Cin, kh, kw) contiguous, same dtype.
+    grad_y (N, Cout, OH, OW) and weight (Cout, Cin, kh, kw) contiguous, same dtype; bias
+    (Cin,) or None, for the transposed convolution, whose output this is.
     Returns dx (N, Cin, *input_hw). With stride 1 the same result comes from a convolution of
     dY with the flipped kernel, which the CPU runs faster (see the module docstring).
     """
     kernel_hw = weight.shape[2:]
     if stride == (1, 1):
-        flipped_weight = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        full_padding = tuple(d * (k - 1) - p for k, p, d in zip(kernel_hw, padding, dilation))
+        flipped_padding = _flip_padding(kernel_hw, padding, dilation)
         grad_x, _ = _conv2d_gemm(
-            grad_y, flipped_weight, None, input_hw, stride, full_padding, dilation
+            grad_y, _flip_kernel(weight), bias, input_hw, stride, flipped_padding, dilation
         )
         return grad_x
-    grad_cols = weight.reshape(weight.shape[0], -1).T @ _batch_matrix(grad_y)
-    input_shape = (grad_y.shape[0], weight.shape[1], *input_hw)
-    return col2im(grad_cols, input_shape, kernel_hw, stride, padding, dilation, grad_y.shape[2:])
+    batch, out_channels = grad_y.shape[:2]
+    weight_matrix = weight.reshape(out_channels, -1)
+    grad_cols = _workspace.array("cols", (weight_matrix.shape[1], grad_y[:, 0].size), grad_y.dtype)
+    np.matmul(weight_matrix.T, _batch_matrix(grad_y, "matrix"), out=grad_cols)
+    grad_x_shape = (batch, weight.shape[1], *input_hw)
+    if bias is None:
+        grad_x = np.zeros(grad_x_shape, dtype=grad_y.dtype)
+    else:
+        grad_x = np.empty(grad_x_shape, dtype=grad_y.dtype)
+        grad_x[...] = bias.reshape(-1, 1, 1)
+    grad_cols = grad_cols.reshape(-1, batch, *grad_y.shape[2:])
+    col2im(grad_cols, kernel_hw, stride, padding, dilation, grad_x)
+    return grad_x
+
+
+def _flip_kernel(weight):
+    """W'[ci, co, i, j] = W[co, ci, kh-1-i, kw-1-j]: channels swapped, taps reversed.
+
+    A stride-1 convolution is a transposed convolution with the flipped kernel and the
+    flipped padding, and vice versa: conv2d(x, W, p) == conv_transpose2d(x, W', p') with
+    p' = `_flip_padding(...)`. Flipping twice gives back W.
+    """
+    return np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _flip_padding(kernel_hw, padding, dilation):
+    """p' = d*(k-1) - p per axis (may be negative; im2col handles that as cropping)."""
+    return tuple(d * (k - 1) - p for k, p, d in zip(kernel_hw, padding, dilation))
 
 
 def _bias_grad(grad_y):
@@ -284,34 +356,46 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y = conv2d(x, weight, bias) as torch.nn.functional.conv2d (groups=1).
 
     x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout,) or None.
-    Returns (y, saved) with saved the im2col matrix, reused by `conv2d_backward` for the
-    weight gradient.
+    Returns (y, None): the backward recomputes the im2col matrix rather than keeping it
+    alive between forward and backward (see the module docstring).
     """
     x = np.ascontiguousarray(x)
     weight = _contiguous(weight, x.dtype)
     bias = _contiguous(bias, x.dtype)
     output_hw = conv2d_output_size(x.shape[2:], weight.shape[2:], stride, padding, dilation)
-    return _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation)
+    y, _ = _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation)
+    return y, None
 
 
 def conv2d_backward(grad_y, x, weight, saved, stride, padding, dilation, needs_input_grad):
     """Gradients of `conv2d_forward` with respect to (x, weight, bias), None where not needed.
 
-    dx = col2im(W2d.T @ dYmat), dW = dYmat @ cols.T, db = dY summed over (N, OH, OW).
-    `saved` is what the forward returned (cols); None makes the weight gradient recompute it.
+    dx = col2im(W2d.T @ dYmat), dW = dYmat @ im2col(x).T, db = dY summed over (N, OH, OW).
+    With stride 1 the convolution is a transposed convolution with the flipped kernel, and
+    that backward gets both dx and dW from one im2col of dY (module docstring).
+    `saved` is the forward's (None).
     """
     x = np.ascontiguousarray(x)
     grad_y = _contiguous(grad_y, x.dtype)
     weight = _contiguous(weight, x.dtype)
     need_x, need_weight, need_bias = needs_input_grad
     grad_x = grad_weight = grad_bias = None
-    if need_weight:
-        cols = saved
-        if cols is None:
-            cols = _im2col_matrix(x, weight.shape[2:], stride, padding, dilation, grad_y.shape[2:])
-        grad_weight = _conv2d_weight_grad(_batch_matrix(grad_y), cols, weight.shape)
-    if need_x:
-        grad_x = _conv2d_input_grad(grad_y, weight, x.shape[2:], stride, padding, dilation)
+    if stride == (1, 1):
+        flipped_padding = _flip_padding(weight.shape[2:], padding, dilation)
+        grad_x, grad_flipped, _ = conv_transpose2d_backward(
+            grad_y, x, _flip_kernel(weight), None, stride, flipped_padding, (0, 0), dilation,
+            (need_x, need_weight, False),
+        )  # fmt: skip
+        if need_weight:
+            grad_weight = _flip_kernel(grad_flipped)
+    else:
+        if need_weight:
+            output_hw = grad_y.shape[2:]
+            cols = _im2col_matrix(x, weight.shape[2:], stride, padding, dilation, output_hw)
+            grad_weight = _conv2d_weight_grad(grad_y, cols, weight.shape)
+        if need_x:
+            input_hw = x.shape[2:]
+            grad_x = _conv2d_input_grad(grad_y, weight, None, input_hw, stride, padding, dilation)
     if need_bias:
         grad_bias = _bias_grad(grad_y)
     return grad_x, grad_weight, grad_bias
@@ -327,11 +411,11 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     """
     x = np.ascontiguousarray(x)
     weight = _contiguous(weight, x.dtype)
+    bias = _contiguous(bias, x.dtype)
     output_hw = conv_transpose2d_output_size(
         x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation
     )
-    y = _conv2d_input_grad(x, weight, output_hw, stride, padding, dilation)
-    _add_bias(y, _contiguous(bias, x.dtype))
+    y = _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
     return y, None
 
 
@@ -342,8 +426,8 @@ def conv_transpose2d_backward(
 
     The transposed convolution's input gradient is a plain convolution of dY with the same
     weight (im2col(dY), then GEMM), and its weight gradient reuses that im2col matrix:
-    dW2d = Xmat @ im2col(dY).T. `saved` and output_padding are unused (the shapes of x and
-    grad_y already fix everything).
+    dW2d = Xmat @ im2col(dY).T. `saved` (None) and output_padding are unused: the shapes of
+    x and grad_y already fix everything.
     """
     x = np.ascontiguousarray(x)
     grad_y = _contiguous(grad_y, x.dtype)
@@ -356,7 +440,7 @@ def conv_transpose2d_backward(
     elif need_weight:
         grad_cols = _im2col_matrix(grad_y, weight.shape[2:], stride, padding, dilation, input_hw)
     if need_weight:
-        grad_weight = _conv2d_weight_grad(_batch_matrix(x), grad_cols, weight.shape)
+        grad_weight = _conv2d_weight_grad(x, grad_cols, weight.shape)
     if need_bias:
         grad_bias = _bias_grad(grad_y)
     return grad_x, grad_weight, grad_bias

@@ -67,8 +67,7 @@ def _check_operands(name, input, weight, bias, in_channels_dim, out_channels_dim
         raise ValueError(f"{name}: weight must be 4-d, got shape {weight.shape}")
     if input.dtype.kind != "f" or weight.dtype.kind != "f":
         raise TypeError(
-            f"{name}: input and weight must be floating point, got {input.dtype} and "
-            f"{weight.dtype}"
+            f"{name}: input and weight must be floating point, got {input.dtype} and {weight.dtype}"
         )
     if input.shape[1] != weight.shape[in_channels_dim]:
         raise ValueError(
