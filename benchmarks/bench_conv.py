@@ -11,11 +11,10 @@ below 1.0 means minimask is faster).
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from timing import median_ms
 
 import minimask
 import minimask.nn.functional as F
@@ -39,17 +38,6 @@ WORKLOADS = [
         {"stride": 2},
     ),
 ]
-
-
-def median_ms(step, repeats):
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def minimask_step(fn, x, w, b, kwargs):

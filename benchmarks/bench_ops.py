@@ -28,7 +28,6 @@ means minimask is faster).
 import argparse
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
+from timing import median_ms
 
 import minimask
 from minimask.ops import nms, roi_align
@@ -48,17 +48,6 @@ FEATURE_SHAPE = (1, 256, 64, 64)
 SPATIAL_SCALE = 0.25  # a stride-4 feature map (FPN P2) of a 256 x 256 image
 N_ROIS, POOLED, SAMPLING = 512, 7, 2
 N_NMS_BOXES, NMS_IOU = 2000, 0.7
-
-
-def median_ms(step, repeats):
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def ort_session(node, inputs, output, threads):

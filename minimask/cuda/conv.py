@@ -33,28 +33,14 @@ gradient, which are CPU speed tricks (the GPU runs the general path).
 
 from numba import cuda
 
+from minimask.cpu.conv import (  # pure-Python shape arithmetic, shared by both backends
+    conv2d_output_size,
+    conv_transpose2d_output_size,
+)
 from minimask.cuda.array import empty
 from minimask.cuda.creation import zeros
 from minimask.cuda.launch import grid
 from minimask.cuda.matmul import matmul
-
-
-def conv2d_output_size(input_hw, kernel_hw, stride, padding, dilation):
-    """Output (OH, OW) of a convolution: floor((in + 2p - d*(k-1) - 1) / s) + 1 per axis."""
-    return tuple(
-        (size + 2 * pad - dil * (k - 1) - 1) // s + 1
-        for size, k, s, pad, dil in zip(input_hw, kernel_hw, stride, padding, dilation)
-    )
-
-
-def conv_transpose2d_output_size(input_hw, kernel_hw, stride, padding, output_padding, dilation):
-    """Output (OH, OW) of a transposed convolution: (in - 1)*s - 2p + d*(k-1) + op + 1."""
-    return tuple(
-        (size - 1) * s - 2 * pad + dil * (k - 1) + out_pad + 1
-        for size, k, s, pad, out_pad, dil in zip(
-            input_hw, kernel_hw, stride, padding, output_padding, dilation
-        )
-    )
 
 
 @cuda.jit
