@@ -35,6 +35,8 @@ difference crosses a discontinuity (a sample exactly at y = -1 or y = H, or roi_
 exactly an integer in adaptive mode).
 """
 
+import math
+
 import numba
 import numpy as np
 
@@ -109,8 +111,8 @@ def roi_geometry(roi, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned
         grid_h = sampling_ratio
         grid_w = sampling_ratio
     else:  # adaptive: about one sample per feature cell
-        grid_h = int(np.ceil(roi_h / pooled_h))
-        grid_w = int(np.ceil(roi_w / pooled_w))
+        grid_h = int(math.ceil(roi_h / pooled_h))
+        grid_w = int(math.ceil(roi_w / pooled_w))
     return int(roi[0]), start_h, start_w, bin_h, bin_w, grid_h, grid_w
 
 

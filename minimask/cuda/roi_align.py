@@ -1,7 +1,7 @@
 """RoIAlign on the GPU: the twin of ``minimask/cpu/roi_align.py`` (read that file's
 docstring first: the box geometry, the sample positions, the border rule and the
-precision rules are the same, and so are the three helpers ``outside_map``,
-``bilinear_corners`` and ``roi_geometry``, here compiled as CUDA device functions).
+precision rules are the same, and the three helpers ``outside_map``, ``bilinear_corners``
+and ``roi_geometry`` are that file's, compiled from the same source as device functions).
 
 What changes on the GPU is who does which part of the loop nest.
 
@@ -44,76 +44,19 @@ instead of twice, so CPU and GPU can differ in the last bits; the deterministic 
 still gives the same bits on every run of the same GPU.
 """
 
-import math
-
 import numpy as np
 from numba import cuda
 
+import minimask.cpu.roi_align as cpu_roi_align
 from minimask.cuda.array import empty
 from minimask.cuda.creation import zeros
 from minimask.cuda.launch import grid
 
-
-@cuda.jit(device=True)
-def outside_map(y, x, height, width):
-    """True if a sample at (y, x) is 0 by RoIAlign's border rule: y < -1 or y > H, or the
-    same for x (a sample exactly on -1 or H still counts, clamped onto the edge)."""
-    return y < -1.0 or y > height or x < -1.0 or x > width
-
-
-@cuda.jit(device=True)
-def bilinear_corners(y, x, height, width):
-    """The 4 feature cells a bilinear sample at (y, x) reads, and their weights: the CPU's
-    ``bilinear_corners`` line for line (see it for the formulas).
-
-    Returns (y_low, x_low, y_high, x_high, w_ll, w_lh, w_hl, w_hh). Call it only where
-    ``outside_map(y, x, ...)`` is False; coordinates within one cell outside the map are
-    clamped onto its edge.
-    """
-    y = max(y, 0.0)
-    x = max(x, 0.0)
-    y_low = int(y)
-    x_low = int(x)
-    if y_low >= height - 1:
-        y_low = height - 1
-        y_high = height - 1
-        y = float(y_low)
-    else:
-        y_high = y_low + 1
-    if x_low >= width - 1:
-        x_low = width - 1
-        x_high = width - 1
-        x = float(x_low)
-    else:
-        x_high = x_low + 1
-    ly = y - y_low
-    lx = x - x_low
-    hy = 1.0 - ly
-    hx = 1.0 - lx
-    return y_low, x_low, y_high, x_high, hy * hx, hy * lx, ly * hx, ly * lx
-
-
-@cuda.jit(device=True)
-def roi_geometry(roi, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned):
-    """(batch_index, start_h, start_w, bin_h, bin_w, grid_h, grid_w) of one roi (n, x1, y1,
-    x2, y2): the CPU's ``roi_geometry`` (``math.ceil`` for ``np.ceil``)."""
-    offset = 0.5 if aligned else 0.0
-    start_w = roi[1] * spatial_scale - offset
-    start_h = roi[2] * spatial_scale - offset
-    roi_w = roi[3] * spatial_scale - offset - start_w
-    roi_h = roi[4] * spatial_scale - offset - start_h
-    if not aligned:  # the paper's RoIAlign: a degenerate box becomes one cell
-        roi_w = max(roi_w, 1.0)
-        roi_h = max(roi_h, 1.0)
-    bin_h = roi_h / pooled_h
-    bin_w = roi_w / pooled_w
-    if sampling_ratio > 0:
-        grid_h = sampling_ratio
-        grid_w = sampling_ratio
-    else:  # adaptive: about one sample per feature cell
-        grid_h = int(math.ceil(roi_h / pooled_h))
-        grid_w = int(math.ceil(roi_w / pooled_w))
-    return int(roi[0]), start_h, start_w, bin_h, bin_w, grid_h, grid_w
+# The CPU file's three geometry helpers compiled from the same Python source as CUDA device
+# functions: one definition of the sample positions and weights for both backends.
+outside_map = cuda.jit(device=True)(cpu_roi_align.outside_map.py_func)
+bilinear_corners = cuda.jit(device=True)(cpu_roi_align.bilinear_corners.py_func)
+roi_geometry = cuda.jit(device=True)(cpu_roi_align.roi_geometry.py_func)
 
 
 def _rois_array(rois):
