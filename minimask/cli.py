@@ -35,7 +35,25 @@ def build_parser():
     commands.add_parser(
         "autograd-demo", help="fit a line by gradient descent with minimask's autograd"
     )
+    shapes = commands.add_parser(
+        "make-shapes", help="write a synthetic shapes dataset in COCO format (seeded)"
+    )
+    shapes.add_argument("--out", required=True, help="folder to write images/ and annotations/")
+    shapes.add_argument("--train", type=int, default=200, help="training images (200)")
+    shapes.add_argument("--val", type=int, default=50, help="validation images (50)")
+    shapes.add_argument("--size", type=int, default=128, help="image side in pixels (128)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed (0)")
     return parser
+
+
+def make_shapes(args):
+    from minimask.data import make_shapes_dataset
+
+    paths = make_shapes_dataset(
+        args.out, n_train=args.train, n_val=args.val, size=args.size, seed=args.seed
+    )
+    for name, path in paths.items():
+        print(f"{name:18s} {path}")
 
 
 def main(argv=None):
@@ -43,6 +61,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "autograd-demo":
         autograd_demo()
+        return 0
+    if args.command == "make-shapes":
+        make_shapes(args)
         return 0
     parser.print_help()
     return 0

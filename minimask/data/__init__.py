@@ -1,0 +1,5 @@
+"""Datasets: the synthetic shapes generator (COCO format)."""
+
+from minimask.data.shapes import CATEGORIES, make_shapes_dataset
+
+__all__ = ["CATEGORIES", "make_shapes_dataset"]
