@@ -1,0 +1,39 @@
+"""Pick a fixed-size, class-balanced set of training examples from the matched labels.
+
+torchvision.models.detection._utils.BalancedPositiveNegativeSampler semantics, for one image.
+Labels: >= 1 positive, 0 negative (background), -1 ignored (e.g. between thresholds).
+Without it the thousands of easy background anchors would swamp the loss:
+
+    num_pos = min(#positives, int(batch_size_per_image * positive_fraction))
+    num_neg = min(#negatives, batch_size_per_image - num_pos)
+
+and each set is drawn uniformly at random (a permutation, then the first num_*), using
+minimask's global generator, so ``minimask.manual_seed`` makes it reproducible.
+"""
+
+import numpy as np
+
+from minimask.autograd import random
+from minimask.autograd.factories import tensor
+
+
+class BalancedPositiveNegativeSampler:
+    def __init__(self, batch_size_per_image, positive_fraction):
+        self.batch_size_per_image = batch_size_per_image
+        self.positive_fraction = positive_fraction
+
+    def __call__(self, labels):
+        """labels: integer Tensor (P,) -> (positive indices, negative indices), two int64
+        Tensors into ``labels``. Unlike torchvision (a list of images, 0/1 masks back),
+        this takes one image and returns indices; call it once per image."""
+        if labels.ndim != 1:
+            raise ValueError(f"sampler: labels must be 1-D (P,), got {labels.shape}")
+        host = labels.numpy()
+        positive = np.flatnonzero(host >= 1)
+        negative = np.flatnonzero(host == 0)
+        num_pos = min(positive.size, int(self.batch_size_per_image * self.positive_fraction))
+        num_neg = min(negative.size, self.batch_size_per_image - num_pos)
+        generator = random.default_generator()
+        pos_idx = positive[generator.permutation(positive.size)[:num_pos]].astype(np.int64)
+        neg_idx = negative[generator.permutation(negative.size)[:num_neg]].astype(np.int64)
+        return tensor(pos_idx, device=labels.device), tensor(neg_idx, device=labels.device)
