@@ -1,0 +1,360 @@
+"""Tests of ``minimask.data.coco.CocoDetection``: real COCO data (coco-tiny) checked against
+pycocotools, and small synthetic JSON files for category mapping and bad input."""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from minimask.data import CocoDetection
+from minimask.data.coco import PYCOCOTOOLS_NUMPY2_WARNING
+
+# pycocotools' decoder warns under NumPy 2 on each call (its own code, not ours).
+pytestmark = pytest.mark.filterwarnings(f"ignore:{PYCOCOTOOLS_NUMPY2_WARNING}:DeprecationWarning")
+
+COCO_TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-tiny"
+needs_coco_tiny = pytest.mark.skipif(
+    not COCO_TINY.is_dir(), reason=f"coco-tiny data not found at {COCO_TINY}"
+)
+
+
+def _tiny(split="train"):
+    ann = COCO_TINY / "annotations" / f"instances_{split}.json"
+    return CocoDetection(COCO_TINY / "images" / split, ann), COCO(str(ann))
+
+
+# ---------------------------------------------------------------------------- coco-tiny
+@needs_coco_tiny
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_coco_tiny_counts_match_pycocotools(split):
+    """Reference: pycocotools' own index of the same JSON. Exact integer equality: one
+    example per image, every annotation kept (as object or crowd), none skipped."""
+    ds, coco = _tiny(split)
+    assert len(ds) == len(coco.getImgIds())
+    assert ds.ids == sorted(coco.getImgIds())
+    n_crowd = len(coco.getAnnIds(iscrowd=True))
+    assert ds.num_crowd == n_crowd > 0
+    assert ds.num_objects == len(coco.getAnnIds()) - n_crowd
+    assert ds.skipped == {}
+    assert "skipped 0 annotations" in ds.summary()
+
+
+@needs_coco_tiny
+def test_coco_tiny_examples_match_pycocotools():
+    """Reference: ``coco.annToMask`` (masks, exact equality), the JSON's ``bbox`` converted
+    as x2 = x + w in float64 then cast (boxes, exact float32 equality), Pillow's RGB pixels
+    / 255 (image, exact). Image 262145 has two iscrowd=1 annotations: they must appear as
+    crowd_boxes and not among the objects."""
+    ds, coco = _tiny("train")
+    for image_id in (262145, ds.ids[0], ds.ids[-1]):
+        image, target = ds[ds.ids.index(image_id)]
+        info = coco.imgs[image_id]
+        h, w = info["height"], info["width"]
+        assert image.shape == (3, h, w) and image.dtype == np.float32
+        with Image.open(COCO_TINY / "images" / "train" / info["file_name"]) as img:
+            pixels = np.asarray(img.convert("RGB"))
+        np.testing.assert_array_equal(image.numpy(), pixels.transpose(2, 0, 1) / np.float32(255))
+        assert 0.0 <= image.numpy().min() and image.numpy().max() <= 1.0
+
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        objects = [a for a in anns if not a["iscrowd"]]
+        crowd = [a for a in anns if a["iscrowd"]]
+        if image_id == 262145:
+            assert len(crowd) == 2
+        assert target["image_id"] == image_id
+        assert target["masks"].shape == (len(objects), h, w)
+        assert target["masks"].dtype == np.uint8
+        for n, ann in enumerate(objects):
+            np.testing.assert_array_equal(target["masks"].numpy()[n], coco.annToMask(ann))
+        for key, group in (("boxes", objects), ("crowd_boxes", crowd)):
+            xywh = np.array([a["bbox"] for a in group], dtype=np.float64).reshape(-1, 4)
+            expected = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+            assert target[key].dtype == np.float32
+            np.testing.assert_array_equal(target[key].numpy(), expected.astype(np.float32))
+        labels = [ds.category_id_to_label[a["category_id"]] for a in objects]
+        assert target["labels"].dtype == np.int64
+        np.testing.assert_array_equal(target["labels"].numpy(), labels)
+
+
+@needs_coco_tiny
+def test_coco_tiny_category_mapping_is_sorted_bijection():
+    """Reference: ``sorted(coco.getCatIds())`` and the category names; exact equality. The
+    80 COCO ids (1..90 with gaps) map one-to-one onto labels 1..80 in sorted-id order."""
+    ds, coco = _tiny("val")
+    cat_ids = sorted(coco.getCatIds())
+    assert ds.category_ids == cat_ids and len(cat_ids) == 80
+    assert sorted(ds.category_id_to_label.values()) == list(range(1, 81))
+    for k, cid in enumerate(cat_ids, start=1):
+        assert ds.category_id_to_label[cid] == k and ds.label_to_category_id[k] == cid
+        assert ds.class_names[k] == coco.cats[cid]["name"]
+    assert ds.class_names[0] == "__background__"
+
+
+# ---------------------------------------------------------------------------- synthetic
+SQUARE = [[2.0, 2.0, 10.0, 2.0, 10.0, 10.0, 2.0, 10.0]]  # 8x8 square, bbox [2, 2, 8, 8]
+
+
+def _write_image(path, mode, size=(16, 12)):
+    """A small deterministic image in the given Pillow mode."""
+    rng = np.random.default_rng(0)
+    w, h = size
+    if mode == "L":
+        img = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+    elif mode == "RGBA":
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    else:
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+    img.save(path)
+    return img
+
+
+def _ann(ann_id, image_id=1, category_id=0, bbox=(2, 2, 8, 8), segmentation=SQUARE, **extra):
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": list(bbox),
+        "segmentation": segmentation,
+        "iscrowd": 0,
+        **extra,
+    }
+
+
+def _dataset(tmp_path, images, annotations, categories=None):
+    categories = categories or [
+        {"id": 7, "name": "seven"},
+        {"id": 0, "name": "zero"},
+        {"id": 3, "name": "three"},
+        {"id": 42, "name": "unused"},
+    ]
+    ann_file = tmp_path / "instances.json"
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    ann_file.write_text(json.dumps(data))
+    return CocoDetection(tmp_path, ann_file)
+
+
+def _image(image_id, file_name, w=16, h=12):
+    return {"id": image_id, "file_name": file_name, "width": w, "height": h}
+
+
+def test_noncontiguous_ids_with_zero_and_unused_category(tmp_path):
+    """Reference: the sorted category ids [0, 3, 7, 42] -> labels 1..4 by hand (exact).
+    Category 0 is a real class (label 1), not background; category 42 has no annotations
+    but still gets label 4."""
+    _write_image(tmp_path / "a.png", "RGB")
+    ds = _dataset(tmp_path, [_image(1, "a.png")], [_ann(1, category_id=0), _ann(2, category_id=7)])
+    assert ds.category_ids == [0, 3, 7, 42]
+    assert ds.category_id_to_label == {0: 1, 3: 2, 7: 3, 42: 4}
+    assert ds.label_to_category_id == {1: 0, 2: 3, 3: 7, 4: 42}
+    assert ds.class_names == ["__background__", "zero", "three", "seven", "unused"]
+    _, target = ds[0]
+    np.testing.assert_array_equal(target["labels"].numpy(), [1, 3])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_image_modes_convert_to_rgb(tmp_path, mode):
+    """Reference: Pillow's ``convert("RGB")`` of the written PNG, / 255 (exact float32
+    equality); shape [3, H, W], dtype float32, range [0, 1]."""
+    img = _write_image(tmp_path / "a.png", mode)
+    ds = _dataset(tmp_path, [_image(1, "a.png")], [_ann(1)])
+    image, _ = ds[0]
+    expected = np.asarray(img.convert("RGB")).transpose(2, 0, 1) / np.float32(255)
+    assert image.shape == (3, 12, 16) and image.dtype == np.float32
+    np.testing.assert_array_equal(image.numpy(), expected)
+
+
+def test_jpeg_and_absolute_file_name(tmp_path):
+    """Reference: the JPEG decoded by Pillow, / 255 (exact). The image lives outside
+    image_dir and its file_name is absolute."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "root").mkdir()
+    _write_image(elsewhere / "a.jpg", "RGB")
+    ann_file = tmp_path / "instances.json"
+    data = {
+        "images": [_image(5, str(elsewhere / "a.jpg"))],
+        "annotations": [_ann(1, image_id=5)],
+        "categories": [{"id": 0, "name": "zero"}],
+    }
+    ann_file.write_text(json.dumps(data))
+    ds = CocoDetection(tmp_path / "root", ann_file)
+    image, target = ds[0]
+    expected = np.asarray(Image.open(elsewhere / "a.jpg").convert("RGB")).transpose(2, 0, 1)
+    np.testing.assert_array_equal(image.numpy(), expected / np.float32(255))
+    assert target["image_id"] == 5
+
+
+def test_rle_compressed_and_uncompressed_and_crowd(tmp_path):
+    """Reference: the pixel mask the RLEs were encoded from (exact). One polygon, one
+    compressed RLE, one uncompressed RLE (column-major run lengths) and one crowd region
+    (goes to crowd_boxes only); boxes are xywh -> xyxy by hand."""
+    _write_image(tmp_path / "a.png", "RGB")
+    mask = np.zeros((12, 16), np.uint8)
+    mask[3:7, 4:12] = 1
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    compressed = {"size": [12, 16], "counts": rle["counts"].decode("ascii")}
+    flat = mask.flatten(order="F")
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
+    uncompressed = {"size": [12, 16], "counts": runs}  # flat starts with 0, as RLE wants
+    anns = [
+        _ann(1),
+        _ann(2, bbox=(4, 3, 8, 4), segmentation=compressed),
+        _ann(3, bbox=(4, 3, 8, 4), segmentation=uncompressed, category_id=3),
+        _ann(4, bbox=(0, 0, 5, 5), segmentation=compressed, iscrowd=1),
+    ]
+    ds = _dataset(tmp_path, [_image(1, "a.png")], anns)
+    _, target = ds[0]
+    masks = target["masks"].numpy()
+    assert masks.shape == (3, 12, 16) and masks.dtype == np.uint8
+    square = np.zeros((12, 16), np.uint8)
+    square[2:10, 2:10] = 1
+    np.testing.assert_array_equal(masks[0], square)
+    np.testing.assert_array_equal(masks[1], mask)
+    np.testing.assert_array_equal(masks[2], mask)
+    np.testing.assert_array_equal(
+        target["boxes"].numpy(), [[2, 2, 10, 10], [4, 3, 12, 7], [4, 3, 12, 7]]
+    )
+    np.testing.assert_array_equal(target["crowd_boxes"].numpy(), [[0, 0, 5, 5]])
+    assert ds.num_objects == 3 and ds.num_crowd == 1
+
+
+def test_bad_annotations_are_skipped_and_counted(tmp_path):
+    """Reference: the reason each annotation was written to have (exact id lists); the one
+    good annotation (id 1) is kept and indexing does not crash."""
+    _write_image(tmp_path / "a.png", "RGB")
+    anns = [
+        _ann(1),
+        _ann(10, segmentation=[[1.0, 2.0, 3.0, 4.0]]),  # too few coordinates
+        _ann(11, segmentation=[[1.0, 2.0, 3.0, 4.0, 5.0]]),  # odd length
+        _ann(12, segmentation=[[1.0, 2.0, "x", 4.0, 5.0, 6.0]]),  # not a number
+        _ann(20, segmentation=[]),  # no polygon
+        _ann(21, segmentation=[[1.0, 1.0, 2.0, 2.0, 3.0, 3.0]]),  # collinear: zero area
+        _ann(30, bbox=(2, 2, 0, 8)),  # zero width
+        _ann(31, bbox=(2, 2, 8, -1)),  # negative height
+        _ann(40, bbox=(16, 2, 4, 4)),  # right of the image (x >= width)
+        _ann(41, bbox=(-9, -9, 4, 4)),  # above and left of it
+        _ann(50, bbox=(1, 2, 3)),  # three numbers
+        _ann(60, category_id=99),  # unknown category
+        _ann(70, image_id=123),  # unknown image
+        _ann(80, segmentation={"size": [5, 5], "counts": "abc"}),  # wrong size
+        _ann(81, segmentation={"size": [12, 16], "counts": [3, 4]}),  # runs do not cover
+        _ann(90, segmentation=None),
+    ]
+    del anns[-1]["segmentation"]
+    ds = _dataset(tmp_path, [_image(1, "a.png")], anns)
+    assert ds.skipped == {
+        "bad_polygon": [10, 11, 12],
+        "empty_polygon": [20, 21],
+        "empty_box": [30, 31],
+        "box_outside_image": [40, 41],
+        "bad_box": [50],
+        "unknown_category": [60],
+        "unknown_image": [70],
+        "bad_rle": [80, 81],
+        "missing_segmentation": [90],
+    }
+    assert ds.num_objects == 1
+    _, target = ds[0]
+    assert target["masks"].shape == (1, 12, 16)
+    summary = ds.summary()
+    assert "kept 1 objects" in summary and "skipped 15 annotations" in summary
+    assert "skipped 3 (bad_polygon): ids 10, 11, 12" in summary
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d.pop("images"), "'images'"),
+        (lambda d: d.pop("annotations"), "'annotations'"),
+        (lambda d: d.pop("categories"), "'categories'"),
+        (lambda d: d["annotations"][0].pop("bbox"), "annotation id 1 is missing key 'bbox'"),
+        (lambda d: d["annotations"][0].pop("category_id"), "id 1 is missing key 'category_id'"),
+        (lambda d: d["annotations"][0].pop("image_id"), "id 1 is missing key 'image_id'"),
+        (lambda d: d["images"][0].pop("height"), "image 1 is missing key 'height'"),
+    ],
+)
+def test_missing_keys_raise_value_error_naming_file_and_key(tmp_path, edit, key):
+    """Reference: the message text (exact substrings): the file path and the missing key,
+    with the annotation or image id where there is one."""
+    data = {
+        "images": [_image(1, "a.png")],
+        "annotations": [_ann(1)],
+        "categories": [{"id": 0, "name": "zero"}],
+    }
+    edit(data)
+    ann_file = tmp_path / "broken.json"
+    ann_file.write_text(json.dumps(data))
+    with pytest.raises(ValueError) as info:
+        CocoDetection(tmp_path, ann_file)
+    assert str(ann_file) in str(info.value) and key in str(info.value)
+
+
+def test_missing_and_corrupt_images_warn_and_return_none(tmp_path):
+    """Reference: the contract (None + a warning naming the file and image id, recorded in
+    ``bad_images``); the good image still loads and ``valid_indices`` drops the missing and
+    the header-less file. A size mismatch with the JSON is reported the same way."""
+    _write_image(tmp_path / "good.png", "RGB")
+    (tmp_path / "corrupt.png").write_bytes(b"this is not a png")
+    _write_image(tmp_path / "small.png", "RGB", size=(8, 8))
+    images = [
+        _image(1, "good.png"),
+        _image(2, "missing.png"),
+        _image(3, "corrupt.png"),
+        _image(4, "small.png"),
+    ]
+    ds = _dataset(tmp_path, images, [_ann(1, image_id=i) for i in (1, 2, 3, 4)])
+    for index, name in ((1, "missing.png"), (2, "corrupt.png"), (3, "small.png")):
+        with pytest.warns(UserWarning) as record:
+            assert ds[index] is None
+        message = str(record[0].message)
+        assert name in message and f"image id {ds.ids[index]}" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ds[0] is not None
+    assert sorted(ds.bad_images) == [2, 3, 4]
+    assert ds.valid_indices() == [0, 3]  # small.png has a good header: found only by ds[3]
+    assert "unreadable images so far: [2, 3, 4]" in ds.summary()
+
+
+def test_image_without_objects_gives_empty_targets(tmp_path):
+    """Reference: the documented empty shapes [0, 4], [0], [0, H, W], [0, 4] and dtypes
+    (exact). Image 2 has only a crowd region, image 1 has nothing at all."""
+    _write_image(tmp_path / "a.png", "RGB")
+    _write_image(tmp_path / "b.png", "L")
+    images = [_image(1, "a.png"), _image(2, "b.png")]
+    ds = _dataset(tmp_path, images, [_ann(1, image_id=2, iscrowd=1)])
+    for index, n_crowd in ((0, 0), (1, 1)):
+        image, target = ds[index]
+        assert image.shape == (3, 12, 16)
+        assert target["boxes"].shape == (0, 4) and target["boxes"].dtype == np.float32
+        assert target["labels"].shape == (0,) and target["labels"].dtype == np.int64
+        assert target["masks"].shape == (0, 12, 16) and target["masks"].dtype == np.uint8
+        assert target["crowd_boxes"].shape == (n_crowd, 4)
+        assert target["crowd_boxes"].dtype == np.float32
+
+
+def test_reads_the_shapes_dataset(tmp_path):
+    """Reference: the generator's own JSON through pycocotools (``annToMask``, exact) on a
+    few 64 x 64 images; its partly hidden shapes are compressed RLE with iscrowd 0 and must
+    be objects, not crowd regions."""
+    from minimask.data import make_shapes_dataset
+
+    paths = make_shapes_dataset(str(tmp_path), n_train=6, n_val=0, size=64, seed=3)
+    ds = CocoDetection(paths["train_images"], paths["train_annotations"])
+    coco = COCO(paths["train_annotations"])
+    assert ds.skipped == {} and ds.num_crowd == 0
+    assert any(isinstance(a["segmentation"], dict) for a in coco.dataset["annotations"])
+    assert ds.num_objects == len(coco.getAnnIds())
+    assert ds.class_names == ["__background__", "circle", "square", "triangle"]
+    for index, image_id in enumerate(ds.ids):
+        _, target = ds[index]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        expected = np.stack([coco.annToMask(a) for a in anns])
+        np.testing.assert_array_equal(target["masks"].numpy(), expected)
+        np.testing.assert_array_equal(target["labels"].numpy(), [a["category_id"] for a in anns])
