@@ -1,0 +1,235 @@
+"""Region Proposal Network (Ren et al., "Faster R-CNN", 2015; with FPN, Lin et al., 2017).
+
+torchvision.models.detection.rpn semantics. At every cell of every FPN level there are A
+anchors (anchors.py). A small head, shared by all levels, predicts for each anchor
+    an objectness logit  o      (is there an object here?)
+    four deltas          (dx, dy, dw, dh)   (how to move the anchor onto it, box_coder.py)
+Training (one image at a time):
+    rpn_targets  label each anchor 1 (object) / 0 (background) / -1 (ignored) with the
+                 Matcher (IoU >= 0.7 positive, < 0.3 negative, best anchor of each gt
+                 positive too), and encode the matched gt box of each positive;
+    rpn_loss     sample 256 anchors (half positive at most) per image, and
+                     loss_objectness  = mean over sampled of BCE-with-logits(o, label)
+                     loss_rpn_box_reg = sum over sampled positives of smooth_l1(d, t; beta=1/9)
+                                        / number of sampled anchors
+Inference (and producing proposals for the RoI heads): rpn_proposals keeps the top
+pre_nms_top_n anchors of each level by objectness, decodes, clips to the image, drops tiny
+boxes, runs NMS (0.7) within each level and keeps the post_nms_top_n best overall.
+
+Layout: the anchors of a level are ordered (y, x, anchor): row = (y * W + x) * A + a
+(AnchorGenerator.grid_anchors). The head outputs (N, A, H, W) and (N, 4A, H, W), so
+``concat_box_prediction_layers`` permutes them to (N, H, W, A) before flattening, which
+puts every prediction on the row of its own anchor.
+"""
+
+import numpy as np
+
+from minimask import nn
+from minimask.autograd import no_grad
+from minimask.autograd.factories import tensor
+from minimask.autograd.ops import cat, sigmoid, topk
+from minimask.nn import functional as F
+from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
+
+RPN_BOX_LOSS_BETA = 1.0 / 9  # smooth-L1 beta of the RPN box loss (torchvision, Detectron)
+CROWD_IGNORE_THRESHOLD = 0.5  # intersection / anchor area above this: ignored (see rpn_targets)
+
+
+class RPNHead(nn.Module):
+    """conv 3x3 (in -> in) + ReLU, then two 1x1 convs: ``cls_logits`` (A objectness logits)
+    and ``bbox_pred`` (4A deltas, anchor a in channels 4a..4a+3), applied to every level
+    with the same weights. All weights ~ N(0, 0.01^2), biases 0 (torchvision's init).
+
+    forward(features: list of (N, C, H, W)) -> (list of (N, A, H, W), list of (N, 4A, H, W))
+    """
+
+    def __init__(self, in_channels, num_anchors):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors, 1)
+        self.bbox_pred = nn.Conv2d(in_channels, 4 * num_anchors, 1)
+        for conv in (self.conv, self.cls_logits, self.bbox_pred):
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, features):
+        logits, deltas = [], []
+        for feature in features:
+            t = F.relu(self.conv(feature))
+            logits.append(self.cls_logits(t))
+            deltas.append(self.bbox_pred(t))
+        return logits, deltas
+
+
+def concat_box_prediction_layers(objectness, deltas):
+    """Flatten the per-level head outputs into the anchors' order.
+
+    objectness: list of (N, A, H, W); deltas: list of (N, 4A, H, W), levels in the order of
+    the anchors. Returns (N, sum H*W*A) logits and (N, sum H*W*A, 4) deltas, row
+    (y * W + x) * A + a of a level being anchor a at cell (y, x):
+        (N, A, H, W)    -> permute -> (N, H, W, A)    -> (N, H*W*A)
+        (N, 4A, H, W)   -> (N, A, 4, H, W) -> permute -> (N, H, W, A, 4) -> (N, H*W*A, 4)
+    """
+    flat_logits, flat_deltas = [], []
+    for logits, box in zip(objectness, deltas):
+        n, a, h, w = logits.shape
+        if box.shape != (n, 4 * a, h, w):
+            raise ValueError(
+                f"concat_box_prediction_layers: deltas {box.shape} do not match objectness "
+                f"{logits.shape} (expected {(n, 4 * a, h, w)})"
+            )
+        flat_logits.append(logits.permute(0, 2, 3, 1).reshape(n, h * w * a))
+        box = box.reshape(n, a, 4, h, w).permute(0, 3, 4, 1, 2)
+        flat_deltas.append(box.reshape(n, h * w * a, 4))
+    return cat(flat_logits, dim=1), cat(flat_deltas, dim=1)
+
+
+def _crowd_covered(anchors, crowd_boxes):
+    """bool (P,): anchors whose intersection with some crowd box is more than
+    CROWD_IGNORE_THRESHOLD of the anchor's own area (NumPy arrays in, no gradient)."""
+    if crowd_boxes is None or len(crowd_boxes) == 0:
+        return np.zeros(len(anchors), dtype=np.bool_)
+    top_left = np.maximum(anchors[:, None, :2], crowd_boxes[None, :, :2])  # (P, C, 2)
+    bottom_right = np.minimum(anchors[:, None, 2:], crowd_boxes[None, :, 2:])
+    wh = np.clip(bottom_right - top_left, 0, None)
+    inter = wh[..., 0] * wh[..., 1]  # (P, C)
+    area = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])  # (P,)
+    return (inter > CROWD_IGNORE_THRESHOLD * area[:, None]).any(axis=1)
+
+
+def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
+    """Training targets of one image.
+
+    anchors (P, 4), gt_boxes (G, 4) (G may be 0), crowd_boxes (C, 4) or None: Tensors.
+    matcher: Matcher(0.7, 0.3, allow_low_quality_matches=True) for the RPN;
+    box_coder: BoxCoder((1, 1, 1, 1)).
+    Returns (labels (P,) float32: 1 / 0 / -1, regression_targets (P, 4)), where
+        label 1   the Matcher matched the anchor to a gt (IoU >= 0.7, or it is a gt's best
+                  anchor: the low-quality rule)
+        label -1  the Matcher says between thresholds (0.3 <= IoU < 0.7), or the crowd rule
+        label 0   otherwise (IoU < 0.3 with every gt, or there is no gt)
+    Crowd rule (our choice; torchvision has none, Detectron drops anchors near crowds):
+    an anchor that is not positive and whose intersection with some crowd box exceeds half
+    of its own area is ignored (-1). It lies mostly inside a crowd region, where "no object"
+    is not a trustworthy label. Positives stay positive.
+    regression_targets = box_coder.encode(matched gt, anchor) on positive rows, 0 elsewhere
+    (only positives enter the box loss). No gradient flows into the targets.
+    """
+    host_anchors = anchors.numpy()
+    num_anchors = len(host_anchors)
+    labels = np.zeros(num_anchors, dtype=np.float32)
+    targets = np.zeros((num_anchors, 4), dtype=host_anchors.dtype)
+    if gt_boxes is not None and gt_boxes.shape[0] > 0:
+        matches = matcher(box_iou(gt_boxes, anchors)).numpy()  # (P,)
+        labels[matches >= 0] = 1
+        labels[matches == matcher.BETWEEN_THRESHOLDS] = -1
+        positive = np.flatnonzero(matches >= 0)
+        if positive.size:
+            pos = tensor(positive, device=anchors.device)
+            matched_gt = gt_boxes.detach()[tensor(matches[positive], device=anchors.device)]
+            encoded = box_coder.encode(matched_gt.to(anchors.dtype), anchors.detach()[pos])
+            targets[positive] = encoded.numpy()
+    host_crowd = None if crowd_boxes is None else crowd_boxes.numpy()
+    labels[_crowd_covered(host_anchors, host_crowd) & (labels != 1)] = -1
+    device = anchors.device
+    return tensor(labels, device=device), tensor(targets, device=device)
+
+
+def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
+    """The two RPN losses of a batch.
+
+    objectness (N, P) logits and deltas (N, P, 4) as concat_box_prediction_layers returns
+    them; labels: list of N (P,) Tensors and regression_targets: list of N (P, 4) Tensors
+    from rpn_targets; sampler: BalancedPositiveNegativeSampler(256, 0.5), called once per
+    image (its draw uses minimask's global generator: seed with minimask.manual_seed).
+    With S the sampled anchors of all images and S+ its positives:
+        loss_objectness  = 1/|S| sum_{i in S} [ -y_i log s(o_i) - (1 - y_i) log(1 - s(o_i)) ]
+        loss_rpn_box_reg = 1/|S| sum_{i in S+} sum_{c} smooth_l1(d_ic - t_ic; beta = 1/9)
+    (s = sigmoid). Dividing the box loss by |S| rather than |S+| is torchvision's choice:
+    it weighs each positive as one sampled anchor. Returns (loss_objectness,
+    loss_rpn_box_reg), scalars.
+    """
+    num_images, num_anchors = objectness.shape
+    pos_rows, neg_rows = [], []
+    for i in range(num_images):
+        pos, neg = sampler(labels[i])
+        offset = i * num_anchors  # rows of the (N * P) flattened batch
+        pos_rows.append(pos.numpy() + offset)
+        neg_rows.append(neg.numpy() + offset)
+    pos_idx = np.concatenate(pos_rows).astype(np.int64)
+    sampled = np.concatenate([pos_idx, *neg_rows]).astype(np.int64)
+    if sampled.size == 0:
+        raise ValueError("rpn_loss: no anchor was sampled (every label is -1)")
+    device = objectness.device
+    flat_logits = objectness.reshape(num_images * num_anchors)
+    flat_deltas = deltas.reshape(num_images * num_anchors, 4)
+    flat_labels = cat([lab.reshape(num_anchors) for lab in labels]).to(objectness.dtype)
+    flat_targets = cat([t.reshape(num_anchors, 4) for t in regression_targets])
+    sampled_t = tensor(sampled, device=device)
+    loss_objectness = F.binary_cross_entropy_with_logits(
+        flat_logits[sampled_t], flat_labels[sampled_t].detach()
+    )
+    pos_t = tensor(pos_idx, device=device)
+    box_loss = F.smooth_l1_loss(
+        flat_deltas[pos_t],
+        flat_targets[pos_t].to(deltas.dtype).detach(),
+        beta=RPN_BOX_LOSS_BETA,
+        reduction="sum",
+    )
+    return loss_objectness, box_loss / sampled.size
+
+
+def rpn_proposals(
+    objectness,
+    deltas,
+    anchors_per_level,
+    image_size,
+    box_coder,
+    pre_nms_top_n,
+    post_nms_top_n,
+    nms_thresh=0.7,
+    min_size=1e-3,
+):
+    """Proposals of one image, without gradient (the RoI heads treat them as constants).
+
+    objectness (P,) logits and deltas (P, 4) of this image (a row of the flattened batch);
+    anchors_per_level: list of (H*W*A, 4) Tensors (AnchorGenerator.grid_anchors), whose
+    lengths split the P rows into levels; image_size (height, width); box_coder
+    BoxCoder((1, 1, 1, 1)). Steps (torchvision's filter_proposals):
+      1. each level: the pre_nms_top_n anchors with the largest logits (all if fewer),
+         so the finest level (most anchors) cannot crowd out the others;
+      2. decode their deltas, clip the boxes into [0, width] x [0, height];
+      3. drop boxes with a side < min_size;
+      4. NMS at nms_thresh within each level (batched_nms, level as the category);
+      5. keep the post_nms_top_n best by score overall.
+    Returns (boxes (K, 4), scores (K,)), K <= post_nms_top_n, scores = sigmoid(logit) in
+    descending order.
+    """
+    counts = [a.shape[0] for a in anchors_per_level]
+    if sum(counts) != objectness.shape[0] or deltas.shape != (objectness.shape[0], 4):
+        raise ValueError(
+            f"rpn_proposals: objectness {objectness.shape} and deltas {deltas.shape} do not "
+            f"match the {sum(counts)} anchors of the levels"
+        )
+    device = objectness.device
+    with no_grad():
+        objectness, deltas = objectness.detach(), deltas.detach()
+        boxes, scores, levels = [], [], []
+        start = 0
+        for level, (count, anchors) in enumerate(zip(counts, anchors_per_level)):
+            if count == 0:
+                continue
+            logits = objectness[start : start + count]
+            level_deltas = deltas[start : start + count]
+            start += count
+            top_logits, top_idx = topk(logits, min(pre_nms_top_n, count))
+            decoded = box_coder.decode(level_deltas[top_idx], anchors.detach()[top_idx])
+            boxes.append(clip_boxes_to_image(decoded, image_size))
+            scores.append(sigmoid(top_logits))
+            levels.append(np.full(top_idx.shape[0], level, dtype=np.int64))
+        boxes, scores = cat(boxes), cat(scores)
+        levels = tensor(np.concatenate(levels), device=device)
+        keep = remove_small_boxes(boxes, min_size)
+        boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
+        keep = batched_nms(boxes, scores, levels, nms_thresh)[:post_nms_top_n]
+        return boxes[keep], scores[keep]
