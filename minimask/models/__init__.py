@@ -1,12 +1,15 @@
 """Mask R-CNN building blocks: the GroupNorm ResNet backbone, the feature pyramid, the
-region proposal network, box coding, matching, sampling, anchors and FPN level mapping."""
+region proposal network, multi-scale RoIAlign, mask targets and pasting, box coding,
+matching, sampling, anchors and FPN level mapping."""
 
 from minimask.models.anchors import AnchorGenerator
 from minimask.models.backbone import ResNetGN
 from minimask.models.box_coder import BoxCoder
 from minimask.models.fpn import FPN
 from minimask.models.level_mapper import level_for_boxes
+from minimask.models.masks import mask_targets, paste_masks_in_image
 from minimask.models.matcher import Matcher
+from minimask.models.poolers import MultiScaleRoIAlign
 from minimask.models.rpn import (
     RPNHead,
     concat_box_prediction_layers,
@@ -22,10 +25,13 @@ __all__ = [
     "BalancedPositiveNegativeSampler",
     "BoxCoder",
     "Matcher",
+    "MultiScaleRoIAlign",
     "RPNHead",
     "ResNetGN",
     "concat_box_prediction_layers",
     "level_for_boxes",
+    "mask_targets",
+    "paste_masks_in_image",
     "rpn_loss",
     "rpn_proposals",
     "rpn_targets",
