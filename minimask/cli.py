@@ -1,6 +1,8 @@
 """The ``minimask`` command line."""
 
 import argparse
+import dataclasses
+import os
 import sys
 
 import minimask
@@ -43,7 +45,146 @@ def build_parser():
     shapes.add_argument("--val", type=int, default=50, help="validation images (50)")
     shapes.add_argument("--size", type=int, default=128, help="image side in pixels (128)")
     shapes.add_argument("--seed", type=int, default=0, help="random seed (0)")
+
+    train = commands.add_parser("train", help="train Mask R-CNN on a COCO-format dataset")
+    train.add_argument("--train-images", required=True, help="folder of the training images")
+    train.add_argument("--train-ann", required=True, help="COCO instances JSON of the training set")
+    train.add_argument(
+        "--val-images", help="folder of the validation images (evaluated at the end)"
+    )
+    train.add_argument("--val-ann", help="COCO instances JSON of the validation set")
+    train.add_argument(
+        "--out", required=True, help="run folder: checkpoint, metrics log, loss curve"
+    )
+    train.add_argument(
+        "--preset", choices=("small", "tiny"), default="small", help="model size (small)"
+    )
+    train.add_argument("--iters", type=int, help="training steps (preset: 1000)")
+    train.add_argument("--batch-size", type=int, help="images per step (preset: 2)")
+    train.add_argument("--lr", type=float, help="base learning rate (preset: 0.02)")
+    train.add_argument(
+        "--min-size", type=int, help="shortest image side after resizing (preset: 128)"
+    )
+    train.add_argument("--max-size", type=int, help="longest side at most (1.5 x --min-size)")
+    train.add_argument("--checkpoint-period", type=int, help="steps between checkpoints (500)")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    train.add_argument("--seed", type=int, help="random seed (0)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="COCO bbox and segm AP of a checkpoint")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--images", required=True, help="folder of the images")
+    evaluate.add_argument("--ann", required=True, help="COCO instances JSON")
+    evaluate.add_argument("--out", help="folder for results.json and metrics.json")
+    evaluate.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    predict = commands.add_parser("predict", help="draw a checkpoint's predictions on images")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--out", required=True, help="folder for the PNGs")
+    predict.add_argument(
+        "--score-threshold", type=float, default=0.5, help="draw at or above (0.5)"
+    )
+    predict.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+
+    demo = commands.add_parser(
+        "demo", help="make shapes data, train, evaluate, draw predictions (no download)"
+    )
+    demo.add_argument("--out", default="minimask-demo", help="output folder (./minimask-demo)")
+    demo.add_argument("--iters", type=int, help="training steps (1500)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def train_command(args):
+    from minimask.data.coco import CocoDetection
+    from minimask.engine.checkpoint import load_model
+    from minimask.engine.evaluator import evaluate
+    from minimask.engine.trainer import NonFiniteLossError, train
+    from minimask.models import MaskRCNNConfig
+
+    if (args.val_images is None) != (args.val_ann is None):
+        raise SystemExit("train: give both --val-images and --val-ann, or neither")
+    train_set = CocoDetection(args.train_images, args.train_ann)
+    print(train_set.summary())
+    preset = getattr(MaskRCNNConfig, args.preset)
+    cfg = preset(len(train_set.category_ids))
+    if args.min_size is not None:
+        cfg = cfg.scaled_to(args.min_size, args.max_size)
+    elif args.max_size is not None:
+        cfg = dataclasses.replace(cfg, max_size=args.max_size)
+    overrides = {
+        "max_iters": args.iters,
+        "batch_size": args.batch_size,
+        "base_lr": args.lr,
+        "seed": args.seed,
+        "checkpoint_period": args.checkpoint_period,
+    }
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        summary = train(cfg, train_set, args.out, args.device, args.resume, not args.quiet)
+    except NonFiniteLossError as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 1
+    last = summary["last"]
+    print(
+        f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min; last step "
+        + ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.startswith("loss"))
+    )
+    for name in ("checkpoint", "log", "loss_curve"):
+        print(f"  {name:11s} {summary[name]}")
+    if args.val_images is not None:
+        val_set = CocoDetection(args.val_images, args.val_ann)
+        model, meta = load_model(summary["checkpoint"], args.device)
+        out = os.path.join(args.out, "eval")
+        evaluate(model, val_set, meta["category_ids"], out, args.device, not args.quiet)
+        print(f"  metrics     {os.path.join(out, 'metrics.json')}")
+    return 0
+
+
+def evaluate_command(args):
+    from minimask.data.coco import CocoDetection
+    from minimask.engine.checkpoint import load_model
+    from minimask.engine.evaluator import evaluate
+
+    model, meta = load_model(args.checkpoint, args.device)
+    dataset = CocoDetection(args.images, args.ann)
+    if [int(c) for c in dataset.category_ids] != meta["category_ids"]:
+        raise SystemExit(
+            f"evaluate: {args.ann} has categories {dataset.category_ids}, the checkpoint was "
+            f"trained on {meta['category_ids']}"
+        )
+    metrics = evaluate(model, dataset, meta["category_ids"], args.out, args.device, not args.quiet)
+    for kind, values in metrics.items():
+        print(f"{kind:5s} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
+    if args.out:
+        print(f"wrote {os.path.join(args.out, 'results.json')} and metrics.json")
+    return 0
+
+
+def predict_command(args):
+    from minimask.engine.checkpoint import load_model
+    from minimask.engine.predict import predict_files
+
+    model, meta = load_model(args.checkpoint, args.device)
+    written = predict_files(
+        model, args.images, args.out, meta["class_names"], args.device, args.score_threshold
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
+def demo_command(args):
+    from minimask.engine.demo import DEMO_ITERS, run_demo
+
+    iters = args.iters if args.iters is not None else DEMO_ITERS
+    run_demo(args.out, iters=iters, seed=args.seed, device=args.device, progress=not args.quiet)
+    return 0
 
 
 def make_shapes(args):
@@ -65,6 +206,14 @@ def main(argv=None):
     if args.command == "make-shapes":
         make_shapes(args)
         return 0
+    commands = {
+        "train": train_command,
+        "evaluate": evaluate_command,
+        "predict": predict_command,
+        "demo": demo_command,
+    }
+    if args.command in commands:
+        return commands[args.command](args)
     parser.print_help()
     return 0
 

@@ -17,6 +17,10 @@ and the output row i is ``roi_align(features[k(b_i) - k_min], b_i, output_size,
 1 / 2**k(b_i), sampling_ratio, aligned=True)``. Rows come back in the input order: all
 boxes of image 0, then all boxes of image 1, ... (the order of ``torch.cat(boxes)``).
 
+The paper's Table 2c ablation swaps the pooling: ``method="warp"`` (RoIWarp: the box
+rounded to the level's grid, then sampled as RoIAlign with aligned=False) or
+``method="pool"`` (RoIPool: rounded box, rounded bins, max). The level rule is the same.
+
 The pooler has no parameters. It is differentiable w.r.t. the feature maps (each level
 only gets gradient from the boxes assigned to it); the boxes get no gradient.
 """
@@ -27,19 +31,35 @@ from minimask.autograd.factories import tensor
 from minimask.autograd.ops import cat
 from minimask.models.level_mapper import level_for_boxes
 from minimask.ops.roi_align import roi_align
+from minimask.ops.roi_pool import roi_pool
+from minimask.ops.roi_warp import roi_warp
+
+POOLING_METHODS = ("align", "warp", "pool")
 
 
 class MultiScaleRoIAlign:
     """``MultiScaleRoIAlign(output_size, sampling_ratio=2, canonical_size=224,
-    canonical_level=4, k_min=2, k_max=5)``; see the module docstring.
+    canonical_level=4, k_min=2, k_max=5, method="align")``; see the module docstring.
 
     ``canonical_size`` is a parameter so a model on small inputs can scale it with its
     input size (DESIGN.md: "canonical size scaled to the model's input size").
     """
 
     def __init__(
-        self, output_size, sampling_ratio=2, canonical_size=224, canonical_level=4, k_min=2, k_max=5
+        self,
+        output_size,
+        sampling_ratio=2,
+        canonical_size=224,
+        canonical_level=4,
+        k_min=2,
+        k_max=5,
+        method="align",
     ):
+        if method not in POOLING_METHODS:
+            raise ValueError(
+                f"MultiScaleRoIAlign: method must be one of {POOLING_METHODS}, got {method!r}"
+            )
+        self.method = method
         if isinstance(output_size, int):
             output_size = (output_size, output_size)
         self.output_size = tuple(int(v) for v in output_size)
@@ -52,7 +72,7 @@ class MultiScaleRoIAlign:
         return (
             f"MultiScaleRoIAlign(output_size={self.output_size}, "
             f"sampling_ratio={self.sampling_ratio}, canonical_size={self.canonical_size}, "
-            f"levels={self.k_min}..{self.k_max})"
+            f"levels={self.k_min}..{self.k_max}, method={self.method!r})"
         )
 
     def __call__(self, features, boxes, image_size=None):
@@ -88,27 +108,11 @@ class MultiScaleRoIAlign:
             if len(rows) == 0:
                 continue
             level_rois = tensor(rois[rows], device=feature.device)  # float64, exact coordinates
-            pooled.append(
-                roi_align(
-                    feature,
-                    level_rois,
-                    self.output_size,
-                    spatial_scale=1.0 / 2**k,
-                    sampling_ratio=self.sampling_ratio,
-                    aligned=True,
-                )
-            )
+            pooled.append(self._pool(feature, level_rois, 1.0 / 2**k))
             order.append(rows)
         if not pooled:  # no boxes at all: an empty result with the right shape
             empty = tensor(np.zeros((0, 5)), device=features[0].device)
-            return roi_align(
-                features[0],
-                empty,
-                self.output_size,
-                spatial_scale=1.0 / 2**self.k_min,
-                sampling_ratio=self.sampling_ratio,
-                aligned=True,
-            )
+            return self._pool(features[0], empty, 1.0 / 2**self.k_min)
         # pooled rows are grouped by level; row j of the concatenation is box order[j], so
         # box i is row inverse[i] with inverse = argsort(order).
         order = np.concatenate(order)
@@ -116,3 +120,24 @@ class MultiScaleRoIAlign:
         inverse[order] = np.arange(len(order))
         stacked = pooled[0] if len(pooled) == 1 else cat(pooled, 0)
         return stacked[inverse]
+
+    def _pool(self, feature, rois, spatial_scale):
+        """One level's pooling by ``self.method``."""
+        if self.method == "pool":
+            return roi_pool(feature, rois, self.output_size, spatial_scale=spatial_scale)
+        if self.method == "warp":
+            return roi_warp(
+                feature,
+                rois,
+                self.output_size,
+                spatial_scale=spatial_scale,
+                sampling_ratio=self.sampling_ratio,
+            )
+        return roi_align(
+            feature,
+            rois,
+            self.output_size,
+            spatial_scale=spatial_scale,
+            sampling_ratio=self.sampling_ratio,
+            aligned=True,
+        )

@@ -28,6 +28,10 @@ from minimask import nn
 from minimask.autograd import no_grad
 from minimask.autograd.factories import tensor
 from minimask.autograd.ops import cat, sigmoid, topk
+from minimask.models.anchors import AnchorGenerator
+from minimask.models.box_coder import BoxCoder
+from minimask.models.matcher import Matcher
+from minimask.models.sampler import BalancedPositiveNegativeSampler
 from minimask.nn import functional as F
 from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
@@ -84,7 +88,7 @@ def concat_box_prediction_layers(objectness, deltas):
     return cat(flat_logits, dim=1), cat(flat_deltas, dim=1)
 
 
-def _crowd_covered(anchors, crowd_boxes):
+def crowd_covered(anchors, crowd_boxes):
     """bool (P,): anchors whose intersection with some crowd box is more than
     CROWD_IGNORE_THRESHOLD of the anchor's own area (NumPy arrays in, no gradient)."""
     if crowd_boxes is None or len(crowd_boxes) == 0:
@@ -130,7 +134,7 @@ def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
             encoded = box_coder.encode(matched_gt.to(anchors.dtype), anchors.detach()[pos])
             targets[positive] = encoded.numpy()
     host_crowd = None if crowd_boxes is None else crowd_boxes.numpy()
-    labels[_crowd_covered(host_anchors, host_crowd) & (labels != 1)] = -1
+    labels[crowd_covered(host_anchors, host_crowd) & (labels != 1)] = -1
     device = anchors.device
     return tensor(labels, device=device), tensor(targets, device=device)
 
@@ -233,3 +237,78 @@ def rpn_proposals(
         boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
         keep = batched_nms(boxes, scores, levels, nms_thresh)[:post_nms_top_n]
         return boxes[keep], scores[keep]
+
+
+class RegionProposalNetwork(nn.Module):
+    """The RPN of one model: head, anchors, target assignment, losses and proposals.
+
+    forward(image_shape, image_sizes, features, targets=None) -> (proposals, losses)
+        image_shape   (H, W) of the padded batch (the anchors cover it)
+        image_sizes   [(h, w)] of each resized image inside the batch (proposals are
+                      clipped to it)
+        features      [P2, .., P6], (N, C, H_k, W_k) each
+        targets       training only: per-image dicts with "boxes" and "crowd_boxes"
+    proposals: one (K_i, 4) Tensor per image, no gradient. losses: {} in eval mode, else
+    {"loss_objectness", "loss_rpn_box_reg"}.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.anchor_generator = AnchorGenerator(
+            tuple(cfg.anchor_sizes), tuple(cfg.anchor_aspect_ratios)
+        )
+        self.head = RPNHead(cfg.fpn_channels, self.anchor_generator.num_anchors_per_location()[0])
+        self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+        self.matcher = Matcher(
+            cfg.rpn_fg_iou_thresh, cfg.rpn_bg_iou_thresh, allow_low_quality_matches=True
+        )
+        self.sampler = BalancedPositiveNegativeSampler(
+            cfg.rpn_batch_size_per_image, cfg.rpn_positive_fraction
+        )
+        self.pre_nms_top_n = {True: cfg.rpn_pre_nms_top_n_train, False: cfg.rpn_pre_nms_top_n_test}
+        self.post_nms_top_n = {
+            True: cfg.rpn_post_nms_top_n_train,
+            False: cfg.rpn_post_nms_top_n_test,
+        }
+        self.nms_thresh = cfg.rpn_nms_thresh
+        self.min_size = cfg.rpn_min_size
+
+    def anchors(self, image_shape, features):
+        """Anchors of every level for a batch of ``image_shape`` (H, W) and these feature
+        maps: one (H_k * W_k * A, 4) Tensor per level; stride = image side // map side."""
+        grid_sizes = [tuple(f.shape[-2:]) for f in features]
+        strides = [(image_shape[0] // h, image_shape[1] // w) for h, w in grid_sizes]
+        return self.anchor_generator.grid_anchors(grid_sizes, strides, device=features[0].device)
+
+    def forward(self, image_shape, image_sizes, features, targets=None):
+        logits, deltas = self.head(features)
+        anchors_per_level = self.anchors(image_shape, features)
+        objectness, box_deltas = concat_box_prediction_layers(logits, deltas)
+        proposals = [
+            rpn_proposals(
+                objectness[i],
+                box_deltas[i],
+                anchors_per_level,
+                image_sizes[i],
+                self.box_coder,
+                self.pre_nms_top_n[self.training],
+                self.post_nms_top_n[self.training],
+                self.nms_thresh,
+                self.min_size,
+            )[0]
+            for i in range(len(image_sizes))
+        ]
+        if not self.training:
+            return proposals, {}
+        anchors = cat(anchors_per_level)
+        labels, regression_targets = [], []
+        for target in targets:
+            image_labels, image_targets = rpn_targets(
+                anchors, target["boxes"], target.get("crowd_boxes"), self.matcher, self.box_coder
+            )
+            labels.append(image_labels)
+            regression_targets.append(image_targets)
+        loss_objectness, loss_box = rpn_loss(
+            objectness, box_deltas, labels, regression_targets, self.sampler
+        )
+        return proposals, {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_box}
