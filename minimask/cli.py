@@ -213,7 +213,10 @@ def main(argv=None):
         "demo": demo_command,
     }
     if args.command in commands:
-        return commands[args.command](args)
+        try:
+            return commands[args.command](args)
+        except (FileNotFoundError, ValueError) as error:  # bad input: the message, no traceback
+            raise SystemExit(f"minimask {args.command}: {error}") from None
     parser.print_help()
     return 0
 

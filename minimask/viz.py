@@ -546,9 +546,7 @@ def _roi_geometry(box, output_size, spatial_scale, sampling_ratio, aligned):
     return start_h, start_w, roi_h, roi_w, bin_h, bin_w, grid_h, grid_w, pooled_h, pooled_w
 
 
-def roi_align_sample_points(
-    box, output_size, spatial_scale=1.0, sampling_ratio=2, aligned=True
-):
+def roi_align_sample_points(box, output_size, spatial_scale=1.0, sampling_ratio=2, aligned=True):
     """The positions RoIAlign samples for one box: array (PH, PW, grid_h, grid_w, 2) of
     (y, x) float64 in feature-map cell units (cell (i, j) at y = i, x = j).
 
@@ -730,17 +728,39 @@ def draw_roi_align_grid(
         )
     )
     flat = points.reshape(-1, 2)
-    ax.scatter(flat[:, 1], flat[:, 0], s=10, c="white", edgecolors="black", linewidths=0.5,
-               gid="samples", zorder=3)
+    ax.scatter(
+        flat[:, 1],
+        flat[:, 0],
+        s=10,
+        c="white",
+        edgecolors="black",
+        linewidths=0.5,
+        gid="samples",
+        zorder=3,
+    )
     outside = (
         (flat[:, 0] < -1.0) | (flat[:, 0] > height) | (flat[:, 1] < -1.0) | (flat[:, 1] > width)
     )
     if outside.any():
-        ax.scatter(flat[outside, 1], flat[outside, 0], s=30, c="red", marker="x",
-                   gid="zero samples", zorder=6)
+        ax.scatter(
+            flat[outside, 1],
+            flat[outside, 0],
+            s=30,
+            c="red",
+            marker="x",
+            gid="zero samples",
+            zorder=6,
+        )
     chosen = points[ph, pw].reshape(-1, 2)
-    ax.scatter(chosen[:, 1], chosen[:, 0], s=50, c="orange", edgecolors="black",
-               gid="bin samples", zorder=5)
+    ax.scatter(
+        chosen[:, 1],
+        chosen[:, 0],
+        s=50,
+        c="orange",
+        edgecolors="black",
+        gid="bin samples",
+        zorder=5,
+    )
     neighbour_xy, links, link_widths = [], [], []
     total = 0.0
     for y, x in chosen:
@@ -751,11 +771,20 @@ def draw_roi_align_grid(
             links.append([(x, y), (col, row)])
             link_widths.append(0.5 + 3.0 * w)
     neighbour_xy = np.array(neighbour_xy, dtype=np.float64).reshape(-1, 2)
-    ax.scatter(neighbour_xy[:, 0], neighbour_xy[:, 1], s=60, facecolors="none",
-               edgecolors="red", linewidths=1.5, gid="neighbours", zorder=4)
+    ax.scatter(
+        neighbour_xy[:, 0],
+        neighbour_xy[:, 1],
+        s=60,
+        facecolors="none",
+        edgecolors="red",
+        linewidths=1.5,
+        gid="neighbours",
+        zorder=4,
+    )
     ax.add_collection(
-        LineCollection(links, colors="red", linewidths=link_widths, alpha=0.7,
-                       gid="neighbour links")
+        LineCollection(
+            links, colors="red", linewidths=link_widths, alpha=0.7, gid="neighbour links"
+        )
     )
     value = total / max(grid_h * grid_w, 1)
     xs = [-1.5, width + 0.5, start_w, start_w + roi_w]
@@ -814,13 +843,15 @@ def draw_mask_targets(targets, predictions=None, max_masks=16, pairs_per_row=4, 
     for i in range(n):
         r, c = divmod(i, pairs)
         ax = axes[r, c * per_pair]
-        ax.imshow(targets[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest",
-                  gid="target")
+        ax.imshow(
+            targets[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", gid="target"
+        )
         ax.set_title(f"target {i}", fontsize=8)
         if preds is not None:
             ax = axes[r, c * per_pair + 1]
-            ax.imshow(preds[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest",
-                      gid="prediction")
+            ax.imshow(
+                preds[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", gid="prediction"
+            )
             ax.set_title(f"pred {i}", fontsize=8)
     if title is None:
         title = f"{n} of {len(targets)} mask targets" + (

@@ -97,8 +97,9 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
         if not os.path.exists(checkpoint_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
         saved, parts = read_checkpoint(checkpoint_path)
-        if saved["config"] != cfg.to_dict():
-            changed = sorted(k for k, v in cfg.to_dict().items() if saved["config"].get(k) != v)
+        current = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
+        if saved["config"] != current:
+            changed = sorted(k for k, v in current.items() if saved["config"].get(k) != v)
             raise ValueError(f"--resume: the run in {out_dir} used other settings: {changed}")
         model.load_state_dict(parts["model"])
         optimizer.load_state_dict(parts["optimizer"])
@@ -125,8 +126,12 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
         for step in bar:
             tic = time.perf_counter()
             images, targets = batches[step]
+            done = step + 1
+            save_now = done % cfg.checkpoint_period == 0 or done == cfg.max_iters
             if not images:  # every image of this batch failed to load (warned already)
                 scheduler.step()
+                if save_now:
+                    save_checkpoint(checkpoint_path, model, done, meta, optimizer, scheduler)
                 continue
             images = [image.to(device) for image in images]
             targets = [_to_device(t, device) for t in targets]
@@ -147,8 +152,7 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
             log.write(json.dumps(last) + "\n")
             log.flush()
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in values.items()})
-            done = step + 1
-            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters:
+            if save_now:
                 save_checkpoint(checkpoint_path, model, done, meta, optimizer, scheduler)
     bar.close()
     curve = os.path.join(out_dir, LOSS_CURVE_NAME)
