@@ -33,15 +33,31 @@ def index_add(shape, dtype, index, values):
     """The adjoint of ``x[index]``: a zero array of ``shape`` with ``values`` added at ``index``.
 
     Integer-array indices may repeat a position (``x[[0, 0]]``); each repeat adds its own
-    gradient, which is why this is an add (``np.add.at``) and not an assignment.
+    gradient, which is why this is an add (``np.add.at``) and not an assignment. But
+    ``np.add.at`` is slow (an unbuffered loop), so where no position can repeat (basic
+    indexing, a boolean mask, or one integer array without repeats: the models' row
+    selections) a plain assignment does the same job.
     """
     out = np.zeros(shape, dtype=dtype)
-    items = index if isinstance(index, tuple) else (index,)
-    if any(isinstance(item, np.ndarray) for item in items):
-        np.add.at(out, index, values)
+    if _selects_each_position_once(shape, index):
+        out[index] = values
     else:
-        out[index] = values  # basic indexing selects each position at most once
+        np.add.at(out, index, values)
     return out
+
+
+def _selects_each_position_once(shape, index):
+    items = index if isinstance(index, tuple) else (index,)
+    arrays = [item for item in items if isinstance(item, np.ndarray)]
+    if not arrays:
+        return True  # basic indexing
+    if len(items) != 1:
+        return False
+    (array,) = items
+    if array.dtype == np.bool_:
+        return True
+    rows = np.where(array < 0, array + shape[0], array).reshape(-1)  # -1 and n-1 are one row
+    return np.unique(rows).size == rows.size
 
 
 def scatter_add_along_axis(shape, index, values, axis):
