@@ -3,6 +3,7 @@ region proposal network, the RoI heads and the whole MaskRCNN with its config,
 multi-scale RoIAlign, mask targets and pasting, box coding,
 matching, sampling, anchors and FPN level mapping."""
 
+from minimask.models.anchor_coverage import AnchorCoverage, anchor_coverage
 from minimask.models.anchors import AnchorGenerator
 from minimask.models.backbone import ResNetGN
 from minimask.models.box_coder import BoxCoder
@@ -26,6 +27,7 @@ from minimask.models.sampler import BalancedPositiveNegativeSampler
 
 __all__ = [
     "FPN",
+    "AnchorCoverage",
     "AnchorGenerator",
     "BalancedPositiveNegativeSampler",
     "BoxCoder",
@@ -37,6 +39,7 @@ __all__ = [
     "RegionProposalNetwork",
     "RoIHeads",
     "ResNetGN",
+    "anchor_coverage",
     "concat_box_prediction_layers",
     "level_for_boxes",
     "mask_targets",
