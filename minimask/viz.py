@@ -20,7 +20,6 @@ exception is `draw_roi_align_grid`, which draws a feature map in RoIAlign's own 
 """
 
 import json
-import math
 import os
 import secrets
 
@@ -30,6 +29,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from minimask.cpu.roi_align import bilinear_corners, outside_map, roi_geometry
 
 __all__ = [
     "PALETTE",
@@ -514,8 +515,8 @@ def draw_sampled_rois(image, positives, negatives, gt_boxes=None, ax=None, title
 
 # ---------------------------------------------------------------------------- RoIAlign
 def _roi_geometry(box, output_size, spatial_scale, sampling_ratio, aligned):
-    """(start_h, start_w, roi_h, roi_w, bin_h, bin_w, grid_h, grid_w) of a box, with the
-    formulas of ``roi_geometry`` in minimask/cpu/roi_align.py (float64)."""
+    """(start_h, start_w, roi_h, roi_w, bin_h, bin_w, grid_h, grid_w, pooled_h, pooled_w) of a
+    box: the kernel's own ``roi_geometry`` (minimask/cpu/roi_align.py), run as Python."""
     box = np.asarray(_to_numpy(box), dtype=np.float64).reshape(-1)
     if box.shape[0] == 5:  # (batch_index, x1, y1, x2, y2)
         box = box[1:]
@@ -526,23 +527,11 @@ def _roi_geometry(box, output_size, spatial_scale, sampling_ratio, aligned):
         if np.isscalar(output_size)
         else (int(output_size[0]), int(output_size[1]))
     )
-    x1, y1, x2, y2 = (float(v) for v in box)
-    spatial_scale = float(spatial_scale)
-    offset = 0.5 if aligned else 0.0
-    start_w = x1 * spatial_scale - offset
-    start_h = y1 * spatial_scale - offset
-    roi_w = x2 * spatial_scale - offset - start_w
-    roi_h = y2 * spatial_scale - offset - start_h
-    if not aligned:
-        roi_w = max(roi_w, 1.0)
-        roi_h = max(roi_h, 1.0)
-    bin_h = roi_h / pooled_h
-    bin_w = roi_w / pooled_w
-    if sampling_ratio > 0:
-        grid_h = grid_w = int(sampling_ratio)
-    else:
-        grid_h = int(math.ceil(roi_h / pooled_h))
-        grid_w = int(math.ceil(roi_w / pooled_w))
+    roi = np.concatenate([[0.0], box])
+    _, start_h, start_w, bin_h, bin_w, grid_h, grid_w = roi_geometry.py_func(
+        roi, float(spatial_scale), pooled_h, pooled_w, int(sampling_ratio), bool(aligned)
+    )
+    roi_h, roi_w = bin_h * pooled_h, bin_w * pooled_w
     return start_h, start_w, roi_h, roi_w, bin_h, bin_w, grid_h, grid_w, pooled_h, pooled_w
 
 
@@ -589,31 +578,13 @@ def bilinear_neighbours(y, x, height, width):
     """
     y, x = float(y), float(x)
     height, width = int(height), int(width)
-    if y < -1.0 or y > height or x < -1.0 or x > width:
+    if outside_map.py_func(y, x, height, width):
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    y = max(y, 0.0)
-    x = max(x, 0.0)
-    y_low = int(y)
-    x_low = int(x)
-    if y_low >= height - 1:
-        y_low = y_high = height - 1
-        y = float(y_low)
-    else:
-        y_high = y_low + 1
-    if x_low >= width - 1:
-        x_low = x_high = width - 1
-        x = float(x_low)
-    else:
-        x_high = x_low + 1
-    ly = y - y_low
-    lx = x - x_low
-    hy = 1.0 - ly
-    hx = 1.0 - lx
+    y_low, x_low, y_high, x_high, *weights = bilinear_corners.py_func(y, x, height, width)
     cells = np.array(
         [[y_low, x_low], [y_low, x_high], [y_high, x_low], [y_high, x_high]], dtype=np.int64
     )
-    weights = np.array([hy * hx, hy * lx, ly * hx, ly * lx])
-    return cells, weights
+    return cells, np.array(weights)
 
 
 def _feature_plane(feature_map):

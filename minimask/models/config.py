@@ -147,14 +147,17 @@ class MaskRCNNConfig:
         """The model the demo and the benchmarks train: see the module docstring. Proposal
         and RoI counts are scaled to a 128-pixel image (1/40 of the paper's 800 x 1333
         pixels): 1000 proposals per image in training and 500 at test time instead of
-        2000 / 1000, and 256 sampled RoIs per image instead of 512."""
+        2000 / 1000, 64 sampled anchors instead of 256 and 128 sampled RoIs instead of 512
+        (a 128-pixel image holds a few objects, so the paper's sample sizes would be almost
+        all background and dilute the positives' share of each loss)."""
         base = cls(
             num_classes=num_classes,
+            rpn_batch_size_per_image=64,
             rpn_pre_nms_top_n_train=1000,
             rpn_post_nms_top_n_train=1000,
             rpn_pre_nms_top_n_test=500,
             rpn_post_nms_top_n_test=500,
-            box_batch_size_per_image=256,
+            box_batch_size_per_image=128,
         )
         return dataclasses.replace(base, **overrides)
 
