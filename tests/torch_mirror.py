@@ -371,7 +371,7 @@ def roi_align(feature, rois, output_size, spatial_scale, sampling_ratio):
     for y_index, y_weight in ((y_low, wy_low), (y_high, wy_high)):
         for x_index, x_weight in ((x_low, wx_low), (x_high, wx_high)):
             values = channels_last[batch_index, along_y(y_index), along_x(x_index)]
-            weight = along_y(y_weight) * along_x(x_weight) * valid
+            weight = (along_y(y_weight) * along_x(x_weight)).to(feature.dtype) * valid
             total = total + values * weight[..., None]
     out = total.sum(dim=(3, 4)) / (grid * grid)  # (K, PH, PW, C)
     return out.permute(0, 3, 1, 2)
