@@ -9,6 +9,9 @@
         every checkpoint_period steps and at the end: RUN/checkpoint.npz (atomic)
     RUN/loss_curve.png from the log
 
+Weight decay applies to every parameter, GroupNorm's and the biases included (PyTorch's
+and torchvision's reference scripts do the same; detectron2 exempts the norm layers).
+
 Resuming (``resume=True``) loads RUN/checkpoint.npz: weights, momentum buffers, scheduler
 counter, the global generator (the samplers' draws) and the step, drops log lines of later
 steps, and continues; the losses are then the same as in one uninterrupted run with the
