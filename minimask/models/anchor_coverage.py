@@ -55,23 +55,22 @@ def padded_grid_sizes(padded_height, padded_width):
     return sizes + [(math.ceil(p5[0] / 2), math.ceil(p5[1] / 2))]
 
 
-def image_anchors(cfg, height, width):
+def image_anchors(cfg, height, width, generator=None):
     """(anchors (A, 4) Tensor, scale) for an image of height x width under config ``cfg``."""
     scale = resize_scale(height, width, cfg.min_size, cfg.max_size)
     new_h, new_w = resized_size(height, width, scale)
     divisor = cfg.size_divisible
     padded = (math.ceil(new_h / divisor) * divisor, math.ceil(new_w / divisor) * divisor)
-    grids = padded_grid_sizes(*padded)
-    strides = [(padded[0] // h, padded[1] // w) for h, w in grids]
-    generator = AnchorGenerator(tuple(cfg.anchor_sizes), tuple(cfg.anchor_aspect_ratios))
-    levels = generator.grid_anchors(grids, strides)
-    return tensor(np.concatenate([a.numpy() for a in levels])), (new_h / height, new_w / width)
+    if generator is None:
+        generator = AnchorGenerator(tuple(cfg.anchor_sizes), tuple(cfg.anchor_aspect_ratios))
+    return generator(padded, padded_grid_sizes(*padded)), (new_h / height, new_w / width)
 
 
 def anchor_coverage(dataset, cfg):
     """AnchorCoverage of every ground-truth box in ``dataset`` (``(image, target)`` items,
     None for an unreadable image, which is skipped) under MaskRCNNConfig ``cfg``."""
     matcher = Matcher(cfg.rpn_fg_iou_thresh, cfg.rpn_bg_iou_thresh, allow_low_quality_matches=True)
+    generator = AnchorGenerator(tuple(cfg.anchor_sizes), tuple(cfg.anchor_aspect_ratios))
     best, low_only, none = [], [], []
     for index in range(len(dataset)):
         example = dataset[index]
@@ -81,7 +80,7 @@ def anchor_coverage(dataset, cfg):
         boxes = target["boxes"].numpy().astype(np.float32)
         if len(boxes) == 0:
             continue
-        anchors, (sy, sx) = image_anchors(cfg, *image.shape[-2:])
+        anchors, (sy, sx) = image_anchors(cfg, *image.shape[-2:], generator)
         scaled = boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
         iou = box_iou(tensor(scaled), anchors)
         matches, low_quality = (t.numpy() for t in matcher.match(iou))
