@@ -218,8 +218,8 @@ def test_grid_anchors_order_y_x_anchor():
 
 def test_grid_anchors_two_levels_three_ratios():
     """By hand: level 0 is a 1x2 grid at stride 16 with 3 anchors per cell (x then anchor);
-    level 1 a 1x1 grid of the size-64 anchors. __call__ with a 16x32 image derives the
-    strides 16//1, 32//2 = 16 and 16 // 1 = 16, 32 // 1 = 32 and concatenates. Exact."""
+    level 1 a 1x1 grid of the size-64 anchors. per_level with a 16x32 image derives the
+    strides 16//1, 32//2 = 16 and 16 // 1 = 16, 32 // 1 = 32; __call__ concatenates. Exact."""
     gen = AnchorGenerator(sizes=(32, 64), aspect_ratios=(0.5, 1.0, 2.0))
     level0, level1 = gen.grid_anchors([(1, 2), (1, 1)], [(16, 16), (16, 32)])
     expected0 = [
@@ -228,6 +228,9 @@ def test_grid_anchors_two_levels_three_ratios():
     ]  # fmt: skip
     np.testing.assert_array_equal(level0.numpy(), expected0)
     np.testing.assert_array_equal(level1.numpy(), gen.cell_anchors[1])
+    per_level = gen.per_level((16, 32), [(1, 2), (1, 1)])
+    np.testing.assert_array_equal(per_level[0].numpy(), expected0)
+    np.testing.assert_array_equal(per_level[1].numpy(), gen.cell_anchors[1])
     together = gen((16, 32), [(1, 2), (1, 1)])
     np.testing.assert_array_equal(
         together.numpy(), np.concatenate([expected0, gen.cell_anchors[1]])

@@ -73,10 +73,15 @@ class AnchorGenerator:
             anchors.append(tensor(level, device=device))
         return anchors
 
-    def __call__(self, image_size, grid_sizes, device="cpu"):
+    def per_level(self, image_size, grid_sizes, device="cpu"):
         """Anchors for an input of ``image_size`` (height, width) and feature maps of
-        ``grid_sizes``: strides are image_size // grid_size, as in torchvision. Returns one
-        Tensor (sum over levels of H * W * A, 4), levels concatenated in order."""
+        ``grid_sizes``, one Tensor (H_k * W_k * A, 4) per level; the strides are
+        image_size // grid_size, as in torchvision."""
         strides = [(image_size[0] // h, image_size[1] // w) for h, w in grid_sizes]
-        per_level = self.grid_anchors(grid_sizes, strides, device=device)
+        return self.grid_anchors(grid_sizes, strides, device=device)
+
+    def __call__(self, image_size, grid_sizes, device="cpu"):
+        """``per_level``'s anchors in one Tensor (sum over levels of H_k * W_k * A, 4),
+        levels concatenated in order."""
+        per_level = self.per_level(image_size, grid_sizes, device=device)
         return tensor(np.concatenate([a.numpy() for a in per_level]), device=device)

@@ -24,7 +24,7 @@ Ablation switches (the paper's Table 2):
 """
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROI_POOLERS = ("align", "warp", "pool")
 MASK_LOSSES = ("sigmoid", "softmax")
@@ -104,8 +104,6 @@ class MaskRCNNConfig:
     horizontal_flip_prob: float = 0.5
     checkpoint_period: int = 500
     seed: int = 0
-
-    extra: dict = field(default_factory=dict)  # free-form notes kept with a checkpoint
 
     def __post_init__(self):
         if self.num_classes < 1:

@@ -277,8 +277,7 @@ class RegionProposalNetwork(nn.Module):
         """Anchors of every level for a batch of ``image_shape`` (H, W) and these feature
         maps: one (H_k * W_k * A, 4) Tensor per level; stride = image side // map side."""
         grid_sizes = [tuple(f.shape[-2:]) for f in features]
-        strides = [(image_shape[0] // h, image_shape[1] // w) for h, w in grid_sizes]
-        return self.anchor_generator.grid_anchors(grid_sizes, strides, device=features[0].device)
+        return self.anchor_generator.per_level(image_shape, grid_sizes, device=features[0].device)
 
     def forward(self, image_shape, image_sizes, features, targets=None):
         logits, deltas = self.head(features)
