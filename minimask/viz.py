@@ -70,6 +70,7 @@ POSITIVE_COLOR = to_rgb("#2ca02c")
 NEGATIVE_COLOR = to_rgb("#d62728")
 GT_COLOR = to_rgb("#ffd700")
 MASK_ALPHA = 0.45
+CAPTION_ROOM = 0.06  # fraction of the image height a caption needs above a box
 
 
 def instance_color(i):
@@ -302,13 +303,16 @@ def draw_instances(
         if scores is not None:
             parts.append(f"{float(scores[i]):.2f}")
         if parts and anchor is not None:
+            # Above the box's top edge, or just inside it where the edge is near the image's
+            # top and a caption above would be clipped away.
+            near_top = anchor[1] < CAPTION_ROOM * height
             ax.text(
                 anchor[0],
                 anchor[1],
                 " ".join(parts),
                 color="white",
                 fontsize=8,
-                va="bottom",
+                va="top" if near_top else "bottom",
                 ha="left",
                 clip_on=True,
                 bbox={"facecolor": color, "alpha": 0.8, "pad": 1.0, "edgecolor": "none"},

@@ -72,14 +72,18 @@ def test_draw_instances_boxes_labels_masks(tmp_path):
     texts = by_gid(ax.texts, "label")
     assert [t.get_text() for t in texts] == ["circle 0.90", "circle 0.75"]
     assert [t.get_position() for t in texts] == [(5.0, 4.0), (0.0, 0.0)]
+    # a caption sits above its box, except where the box touches the image's top edge
+    # (y1 < 6% of the height): there it goes inside the box, not clipped away
+    assert [t.get_verticalalignment() for t in texts] == ["bottom", "top"]
     overlays = by_gid(ax.images, "mask")
     assert len(overlays) == 2
     for overlay, i in zip(overlays, kept):
         rgba = np.asarray(overlay.get_array())
         drawn = rgba[..., 3] > 0
         np.testing.assert_array_equal(drawn, masks[i, 0] >= 0.5)
-        np.testing.assert_allclose(rgba[drawn, :3], np.broadcast_to(viz.instance_color(i), (
-            drawn.sum(), 3)))
+        np.testing.assert_allclose(
+            rgba[drawn, :3], np.broadcast_to(viz.instance_color(i), (drawn.sum(), 3))
+        )
         assert overlay.get_extent() == [0, 60, 40, 0]
     # colours follow the instance index, and differ between instances
     assert rects[0].get_edgecolor()[:3] == pytest.approx(viz.instance_color(0))
@@ -346,14 +350,19 @@ def test_draw_roi_align_grid(tmp_path):
     np.testing.assert_allclose(image.get_array(), feature)
     assert image.get_extent() == [-0.5, 11.5, 9.5, -0.5]  # cell (i, j) centred at (j, i)
     value = roi_align(
-        minimask.tensor(feature[None, None]), minimask.tensor(np.array([[0.0, *box]])),
-        size, scale, 2, True,
+        minimask.tensor(feature[None, None]),
+        minimask.tensor(np.array([[0.0, *box]])),
+        size,
+        scale,
+        2,
+        True,
     ).numpy()[0, 0, 2, 1]
     assert f"{value:.4g}" in ax.get_title()
     check_png(fig, tmp_path)
     # unaligned, adaptive, samples outside the map are crossed out
-    fig = viz.draw_roi_align_grid(feature, (-40, -40, 60, 30), 2, sampling_ratio=-1,
-                                  aligned=False, bin=(0, 0))
+    fig = viz.draw_roi_align_grid(
+        feature, (-40, -40, 60, 30), 2, sampling_ratio=-1, aligned=False, bin=(0, 0)
+    )
     ax = fig.axes[0]
     points = viz.roi_align_sample_points((-40, -40, 60, 30), 2, 1.0, -1, False)
     flat = points.reshape(-1, 2)
