@@ -154,7 +154,8 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
             last["seconds"] = time.perf_counter() - tic
             log.write(json.dumps(last) + "\n")
             log.flush()
-            bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in values.items()})
+            terms = {k.removeprefix("loss_"): f"{v:.3f}" for k, v in values.items()}
+            bar.set_postfix(terms, refresh=False)  # redrawn at tqdm's own interval
             if save_now:
                 save_checkpoint(checkpoint_path, model, done, meta, optimizer, scheduler)
     bar.close()
