@@ -93,7 +93,7 @@ def build_parser():
         "demo", help="make shapes data, train, evaluate, draw predictions (no download)"
     )
     demo.add_argument("--out", default="minimask-demo", help="output folder (./minimask-demo)")
-    demo.add_argument("--iters", type=int, help="training steps (3600)")
+    demo.add_argument("--iters", type=int, help="training steps (3400)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")

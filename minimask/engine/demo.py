@@ -23,8 +23,8 @@ from minimask.engine.trainer import train
 from minimask.models.config import MaskRCNNConfig
 from minimask.viz import save_figure
 
-DEMO_ITERS = 3600
-DEMO_TRAIN_IMAGES = 200
+DEMO_ITERS = 3400
+DEMO_TRAIN_IMAGES = 2000
 DEMO_VAL_IMAGES = 50
 DEMO_IMAGE_SIZE = 128
 PICTURE_IMAGES = 6
