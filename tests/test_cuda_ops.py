@@ -27,7 +27,7 @@ import pytest
 from numba import config
 
 import minimask as mm
-from minimask.ops import nms, roi_align, roi_pool
+from minimask.ops import batched_nms, nms, roi_align, roi_pool
 
 cuda = pytest.importorskip("minimask.cuda")
 pytestmark = pytest.mark.skipif(not cuda.is_available(), reason="no CUDA GPU or simulator")
@@ -249,6 +249,26 @@ def test_nms_matches_cpu_across_tiles(dtype):
         assert cuda_kept.dtype == np.int64
         np.testing.assert_array_equal(cuda_kept, cpu_kept)
         assert 1 < len(cpu_kept) < 70
+
+
+def test_batched_nms_coordinate_trick_matches_cpu_per_category():
+    """batched_nms on cuda (one NMS over boxes shifted apart by category) == on cpu (one NMS
+    per category, merged; the reference), kept indices exactly: 70 boxes in 3 categories
+    that overlap each other in space, with negative category ids and score ties."""
+    boxes = random_boxes(70, seed=8) - 4.0
+    scores = np.random.default_rng(9).integers(0, 5, 70).astype(np.float64)
+    categories = np.random.default_rng(10).choice([-2, 0, 5], 70)
+    kept = {
+        device: batched_nms(
+            mm.tensor(boxes, device=device),
+            mm.tensor(scores, device=device),
+            mm.tensor(categories, device=device),
+            0.3,
+        ).numpy()
+        for device in ("cpu", "cuda")
+    }
+    np.testing.assert_array_equal(kept["cuda"], kept["cpu"])
+    assert 3 < len(kept["cpu"]) < 70
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

@@ -218,20 +218,20 @@ def rpn_proposals(
     device = objectness.device
     with no_grad():
         objectness, deltas = objectness.detach(), deltas.detach()
-        boxes, scores, levels = [], [], []
+        top_logits, top_rows, levels = [], [], []
         start = 0
-        for level, (count, anchors) in enumerate(zip(counts, anchors_per_level)):
+        for level, count in enumerate(counts):
             if count == 0:
                 continue
-            logits = objectness[start : start + count]
-            level_deltas = deltas[start : start + count]
+            logits, rows = topk(objectness[start : start + count], min(pre_nms_top_n, count))
+            top_logits.append(logits)
+            top_rows.append(rows + start)
+            levels.append(np.full(rows.shape[0], level, dtype=np.int64))
             start += count
-            top_logits, top_idx = topk(logits, min(pre_nms_top_n, count))
-            decoded = box_coder.decode(level_deltas[top_idx], anchors.detach()[top_idx])
-            boxes.append(clip_boxes_to_image(decoded, image_size))
-            scores.append(sigmoid(top_logits))
-            levels.append(np.full(top_idx.shape[0], level, dtype=np.int64))
-        boxes, scores = cat(boxes), cat(scores)
+        top_rows = cat(top_rows)
+        anchors = cat([a.detach() for a in anchors_per_level])[top_rows]
+        boxes = clip_boxes_to_image(box_coder.decode(deltas[top_rows], anchors), image_size)
+        scores = sigmoid(cat(top_logits))
         levels = tensor(np.concatenate(levels), device=device)
         keep = remove_small_boxes(boxes, min_size)
         boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
