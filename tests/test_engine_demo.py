@@ -1,8 +1,9 @@
 """``minimask demo`` (``minimask.engine.demo.run_demo``) end to end at a toy size: 3 steps of
 the small preset on 4 training images, evaluated on 2 held-out images. It checks the
 pipeline's wiring, not its accuracy (3 steps learn nothing): every file the demo promises
-exists, the summary's AP figures are the ones written to metrics.json, and the printed
-report names each file. References: the demo's own outputs (metrics.json, written by the
+exists, the summary's AP figures are the ones written to metrics.json, the printed report
+names each file, and the checkpoint's config is the recipe demo.py documents (192-pixel
+input, 32-channel mask head). References: the demo's own outputs (metrics.json, written by the
 evaluator from pycocotools' COCOeval) and PIL for the pictures."""
 
 import json
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from minimask.data.coco import PYCOCOTOOLS_NUMPY2_WARNING
+from minimask.engine.checkpoint import read_checkpoint
 from minimask.engine.demo import run_demo
 
 
@@ -34,6 +36,9 @@ def test_run_demo_writes_every_promised_file(tmp_path, capsys):
     with open(out / "run" / "metrics.jsonl") as f:
         assert [json.loads(line)["step"] for line in f] == [0, 1, 2]
     assert summary["peak_memory_gb"] > 0
+    config = read_checkpoint(summary["checkpoint"])[0]["config"]
+    assert (config["min_size"], config["max_size"], config["mask_head_channels"]) == (192, 288, 32)
+    assert config["anchor_sizes"] == [12, 24, 48, 96, 192]  # the paper's 32..512 x 192/512
     report = capsys.readouterr().out
     assert "minimask demo: 3 steps on 4 shapes images" in report
     for key in ("predictions", "loss_curve", "metrics", "checkpoint", "data"):
