@@ -229,6 +229,27 @@ def test_batched_nms_never_suppresses_across_categories(case, data):
     np.testing.assert_array_equal(kept, np.array(expected, dtype=np.int64))
 
 
+def test_batched_nms_rpn_sized_input_matches_per_category_reference():
+    """Reference: nms_reference run on each category's boxes, merged in NMS order, for the
+    RPN's shape of input: five categories (FPN levels) of up to 700 boxes in one image, so
+    each category's bitmask spans several words. Exact index equality."""
+    rng = np.random.default_rng(2)
+    counts = [700, 400, 150, 40, 10]
+    boxes = random_boxes(rng, sum(counts), extent=120.0, max_size=50.0)
+    scores = rng.random(sum(counts)).astype(np.float32)
+    levels = np.repeat(np.arange(5), counts)
+    kept = batched_nms(
+        minimask.tensor(boxes), minimask.tensor(scores), minimask.tensor(levels), 0.7
+    ).numpy()
+    expected = []
+    for level in range(5):
+        members = np.flatnonzero(levels == level)
+        expected.extend(members[nms_reference(boxes[members], scores[members], 0.7)])
+    expected = sorted(expected, key=lambda i: (-scores[i], i))
+    np.testing.assert_array_equal(kept, np.array(expected, dtype=np.int64))
+    assert len(kept) < len(boxes)
+
+
 def test_batched_nms_hand_computed():
     """Reference: by hand: two identical boxes in different categories both survive; in the
     same category the lower-scored one goes. Empty input gives an empty int64 result."""
