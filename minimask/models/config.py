@@ -142,7 +142,8 @@ class MaskRCNNConfig:
 
     @classmethod
     def small(cls, num_classes, **overrides):
-        """The model the demo and the benchmarks train: see the module docstring. Proposal
+        """The model the benchmarks train and the demo builds on (demo.py resizes its images to
+        192 pixels and narrows the mask head to 32 channels): see the module docstring. Proposal
         and RoI counts are scaled to a 128-pixel image (1/40 of the paper's 800 x 1333
         pixels): 1000 proposals per image in training and 500 at test time instead of
         2000 / 1000, 64 sampled anchors instead of 256 and 128 sampled RoIs instead of 512
