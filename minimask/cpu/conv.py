@@ -59,6 +59,12 @@ import threading
 import numba
 import numpy as np
 
+from minimask.geometry.conv import (
+    conv2d_output_size,
+    conv_transpose2d_output_size,
+    valid_output_range,
+)
+
 # error_model="numpy": integer division never raises, so the compiler drops the zero checks.
 _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
 
@@ -67,36 +73,6 @@ _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
 # makes the address non-affine and LLVM stops vectorising the loop (3-4x slower here).
 # Unsigned indices skip the check. Only the innermost run index needs it.
 _INDEX = np.uintp
-
-
-def conv2d_output_size(input_hw, kernel_hw, stride, padding, dilation):
-    """Output (OH, OW) of a convolution: floor((in + 2p - d*(k-1) - 1) / s) + 1 per axis."""
-    return tuple(
-        (size + 2 * pad - dil * (k - 1) - 1) // s + 1
-        for size, k, s, pad, dil in zip(input_hw, kernel_hw, stride, padding, dilation)
-    )
-
-
-def conv_transpose2d_output_size(input_hw, kernel_hw, stride, padding, output_padding, dilation):
-    """Output (OH, OW) of a transposed convolution: (in - 1)*s - 2p + d*(k-1) + op + 1."""
-    return tuple(
-        (size - 1) * s - 2 * pad + dil * (k - 1) + out_pad + 1
-        for size, k, s, pad, out_pad, dil in zip(
-            input_hw, kernel_hw, stride, padding, output_padding, dilation
-        )
-    )
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _valid_output_range(offset, stride, input_size, output_size):
-    """The outputs o in [lo, hi) whose input index o*stride + offset lies in [0, input_size).
-
-    Outside that range the input index is in the zero padding. lo = ceil(-offset / stride),
-    hi = ceil((input_size - offset) / stride), both clipped to [0, output_size].
-    """
-    lo = min(max((stride - 1 - offset) // stride, 0), output_size)
-    hi = min(max((input_size - offset + stride - 1) // stride, lo), output_size)
-    return lo, hi
 
 
 @_PARALLEL_KERNEL
@@ -113,7 +89,7 @@ def im2col(x, kernel_hw, stride, padding, dilation, cols):
     Loop nest: the work item `item` = tap*N + n, tap = (c*kh + i)*kw + j, fills the
     contiguous block cols[tap, n] row by row (oh), and each row is a run of zeros (left
     padding), a strided copy of x[n, c, h, :] and a run of zeros (right padding); rows whose
-    h falls into the padding are all zeros. The valid ranges come from `_valid_output_range`,
+    h falls into the padding are all zeros. The valid ranges come from `valid_output_range`,
     so the copy loop has no branch and vectorises.
     """
     batch, channels, height, width = x.shape
@@ -130,8 +106,8 @@ def im2col(x, kernel_hw, stride, padding, dilation, cols):
         c = tap // (kernel_w * kernel_h)
         offset_h = i * dilation_h - pad_h
         offset_w = j * dilation_w - pad_w
-        oh_lo, oh_hi = _valid_output_range(offset_h, stride_h, height, out_h)
-        ow_lo, ow_hi = _valid_output_range(offset_w, stride_w, width, out_w)
+        oh_lo, oh_hi = valid_output_range(offset_h, stride_h, height, out_h)
+        ow_lo, ow_hi = valid_output_range(offset_w, stride_w, width, out_w)
         for oh in range(out_h):
             lo, hi = (ow_lo, ow_hi) if oh_lo <= oh < oh_hi else (0, 0)
             h = oh * stride_h + offset_h
@@ -174,11 +150,11 @@ def col2im(cols, kernel_hw, stride, padding, dilation, x):
         n = item // channels
         for i in range(kernel_h):
             offset_h = i * dilation_h - pad_h
-            oh_lo, oh_hi = _valid_output_range(offset_h, stride_h, height, out_h)
+            oh_lo, oh_hi = valid_output_range(offset_h, stride_h, height, out_h)
             for j in range(kernel_w):
                 tap = (c * kernel_h + i) * kernel_w + j
                 offset_w = j * dilation_w - pad_w
-                ow_lo, ow_hi = _valid_output_range(offset_w, stride_w, width, out_w)
+                ow_lo, ow_hi = valid_output_range(offset_w, stride_w, width, out_w)
                 first_w = _INDEX(ow_lo * stride_w + offset_w)
                 for oh in range(oh_lo, oh_hi):
                     h = oh * stride_h + offset_h

@@ -2,21 +2,17 @@
 backward kernels.
 
 RoIPool rounds the box to the feature grid, splits it into PH x PW bins with floor/ceil,
-and takes the maximum of each bin. For roi k = (n, x1, y1, x2, y2), with s = spatial_scale
-and round() rounding halves away from zero (C's round, as in torchvision):
+and takes the maximum of each bin:
 
-    start_w = round(x1*s)   end_w = round(x2*s)   roi_w = max(end_w - start_w + 1, 1)
-    start_h = round(y1*s)   end_h = round(y2*s)   roi_h = max(end_h - start_h + 1, 1)
-    bin_h = roi_h / PH      bin_w = roi_w / PW
+    out[k, c, ph, pw] = max of input[n, c] over the cells of roi_pool_bin(roi k, ph, pw),
+                        0 if the bin is empty
 
-    bin (ph, pw) covers rows [start_h + floor(ph*bin_h), start_h + ceil((ph+1)*bin_h))
-                    and columns [start_w + floor(pw*bin_w), start_w + ceil((pw+1)*bin_w)),
-                    both clipped to the feature map
-    out[k, c, ph, pw] = max of input[n, c] over the bin, 0 if the bin is empty
+The box rounding (C's round, halves away from zero), the bin formulas and the "+ 1"
+convention are ``minimask/geometry/roi_pool.py``, shared with the CUDA twin
+``minimask/cuda/roi_pool.py``.
 
-(The "+ 1" makes x2 an inclusive cell index: RoIPool's historical convention, kept for
-fidelity.) The forward also returns argmax[k, c, ph, pw] = h*W + w, the position of the
-chosen element in its (n, c) plane, or -1 for an empty bin; the backward sends each output
+The forward also returns argmax[k, c, ph, pw] = h*W + w, the position of the chosen
+element in its (n, c) plane, or -1 for an empty bin; the backward sends each output
 gradient to that one element.
 
 Tie rule: the bin is scanned row by row and an element replaces the current maximum only
@@ -31,35 +27,9 @@ Box coordinates are scaled in float64 for every input dtype.
 import numba
 import numpy as np
 
+from minimask.geometry.roi_pool import roi_pool_bin
+
 _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
-
-
-@numba.njit(cache=True, error_model="numpy")
-def round_half_away_from_zero(value):
-    """C's round(): 2.5 -> 3, -2.5 -> -3 (Python's round() and np.round round halves to even)."""
-    magnitude = abs(value)
-    whole = np.floor(magnitude)
-    if magnitude - whole >= 0.5:
-        whole += 1.0
-    return int(whole) if value >= 0 else -int(whole)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def roi_pool_bin(roi, spatial_scale, pooled_h, pooled_w, ph, pw, height, width):
-    """(h_start, h_end, w_start, w_end): the cells of bin (ph, pw) of one roi (n, x1, y1, x2,
-    y2), clipped to the map (module docstring). The bin is empty if h_end <= h_start or
-    w_end <= w_start."""
-    start_w = round_half_away_from_zero(roi[1] * spatial_scale)
-    start_h = round_half_away_from_zero(roi[2] * spatial_scale)
-    end_w = round_half_away_from_zero(roi[3] * spatial_scale)
-    end_h = round_half_away_from_zero(roi[4] * spatial_scale)
-    bin_h = max(end_h - start_h + 1, 1) / pooled_h
-    bin_w = max(end_w - start_w + 1, 1) / pooled_w
-    h_start = min(max(int(np.floor(ph * bin_h)) + start_h, 0), height)
-    h_end = min(max(int(np.ceil((ph + 1) * bin_h)) + start_h, 0), height)
-    w_start = min(max(int(np.floor(pw * bin_w)) + start_w, 0), width)
-    w_end = min(max(int(np.ceil((pw + 1) * bin_w)) + start_w, 0), width)
-    return h_start, h_end, w_start, w_end
 
 
 def roi_pool_forward(input, rois, spatial_scale, pooled_h, pooled_w):

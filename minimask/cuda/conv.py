@@ -33,14 +33,11 @@ gradient, which are CPU speed tricks (the GPU runs the general path).
 
 from numba import cuda
 
-from minimask.cpu.conv import (  # pure-Python shape arithmetic, shared by both backends
-    conv2d_output_size,
-    conv_transpose2d_output_size,
-)
 from minimask.cuda.array import empty
 from minimask.cuda.creation import zeros
 from minimask.cuda.launch import grid
 from minimask.cuda.matmul import matmul
+from minimask.geometry.conv import conv2d_output_size, conv_transpose2d_output_size
 
 
 @cuda.jit

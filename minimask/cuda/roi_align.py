@@ -1,7 +1,8 @@
 """RoIAlign on the GPU: the twin of ``minimask/cpu/roi_align.py`` (read that file's
-docstring first: the box geometry, the sample positions, the border rule and the
-precision rules are the same, and the three helpers ``outside_map``, ``bilinear_corners``
-and ``roi_geometry`` are that file's, compiled from the same source as device functions).
+docstring first: the precision rules are the same, and the box geometry, the sample
+positions, the border rule and the bilinear weights are the same four functions of
+``minimask/geometry/roi_align.py``, which numba compiles into these kernels as device
+functions).
 
 What changes on the GPU is who does which part of the loop nest.
 
@@ -27,10 +28,10 @@ Function passes ``are_deterministic_algorithms_enabled()``, True by default):
   width 1), looping over the rois k of image n in index order, their bins (ph, pw) and
   samples (iy, ix). Each cell has one owner that adds its terms in the fixed order
   (k, ph, pw, iy, ix), so every run gives the same bits, and they are the CPU's order.
-  The price is parallelism: N*C threads (512 for 2 images of 256 channels, against the
-  270 336 an H100 keeps resident: 132 SMs x 2048), each running a serial loop over all
-  the rois of its image, so this
-  kernel is much slower than the atomic one on a big GPU. minimask still defaults to it:
+  The price is parallelism: N*C threads (512 for 2 images of 256 channels, far fewer
+  than the hundreds of thousands a large GPU keeps resident), each running a serial loop
+  over all the rois of its image, so this kernel is much slower than the atomic one on a
+  big GPU. minimask still defaults to it:
   students compare CPU and CUDA runs, and a resumed training run must continue exactly.
 
 Both backward kernels accumulate in a float64 buffer (like the CPU kernel) and convert to
@@ -47,16 +48,15 @@ still gives the same bits on every run of the same GPU.
 import numpy as np
 from numba import cuda
 
-import minimask.cpu.roi_align as cpu_roi_align
 from minimask.cuda.array import empty
 from minimask.cuda.creation import zeros
 from minimask.cuda.launch import grid
-
-# The CPU file's three geometry helpers compiled from the same Python source as CUDA device
-# functions: one definition of the sample positions and weights for both backends.
-outside_map = cuda.jit(device=True)(cpu_roi_align.outside_map.py_func)
-bilinear_corners = cuda.jit(device=True)(cpu_roi_align.bilinear_corners.py_func)
-roi_geometry = cuda.jit(device=True)(cpu_roi_align.roi_geometry.py_func)
+from minimask.geometry.roi_align import (
+    bilinear_corners,
+    outside_map,
+    roi_geometry,
+    sample_position,
+)
 
 
 def _rois_array(rois):
@@ -113,9 +113,9 @@ def roi_align_forward_kernel(
         count = max(grid_h * grid_w, 1)
         acc = 0.0
         for iy in range(grid_h):
-            y = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+            y = sample_position(start_h, ph, bin_h, iy, grid_h)
             for ix in range(grid_w):
-                x = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                x = sample_position(start_w, pw, bin_w, ix, grid_w)
                 if outside_map(y, x, height, width):
                     continue
                 y_low, x_low, y_high, x_high, w_ll, w_lh, w_hl, w_hh = bilinear_corners(
@@ -194,9 +194,9 @@ def roi_align_backward_kernel(grad_out, rois, spatial_scale, sampling_ratio, ali
                 for pw in range(pooled_w):
                     grad_bin = float(grad_out[k, c, ph, pw]) / count
                     for iy in range(grid_h):
-                        y = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+                        y = sample_position(start_h, ph, bin_h, iy, grid_h)
                         for ix in range(grid_w):
-                            x = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                            x = sample_position(start_w, pw, bin_w, ix, grid_w)
                             if outside_map(y, x, height, width):
                                 continue
                             y_low, x_low, y_high, x_high, w_ll, w_lh, w_hl, w_hh = bilinear_corners(
@@ -238,9 +238,9 @@ def roi_align_backward_atomic_kernel(grad_out, rois, spatial_scale, sampling_rat
         count = max(grid_h * grid_w, 1)
         grad_bin = float(grad_out[k, c, ph, pw]) / count
         for iy in range(grid_h):
-            y = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+            y = sample_position(start_h, ph, bin_h, iy, grid_h)
             for ix in range(grid_w):
-                x = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                x = sample_position(start_w, pw, bin_w, ix, grid_w)
                 if outside_map(y, x, height, width):
                     continue
                 y_low, x_low, y_high, x_high, w_ll, w_lh, w_hl, w_hh = bilinear_corners(

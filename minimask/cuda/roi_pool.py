@@ -1,7 +1,7 @@
 """RoIPool on the GPU: the twin of ``minimask/cpu/roi_pool.py`` (read that file's docstring
-for the bin formulas, the "+ 1" convention, the tie rule and the NaN rule, which are the
-same). ``round_half_away_from_zero`` and ``roi_pool_bin`` are the CPU's helpers compiled
-as CUDA device functions (``math.floor`` / ``math.ceil`` for NumPy's).
+for the tie rule and the NaN rule, which are the same). The box rounding and the bin
+formulas are ``roi_pool_bin`` of ``minimask/geometry/roi_pool.py``, the function the CPU
+kernels call, compiled by numba into these kernels as a device function.
 
 Forward, ``roi_pool_forward_kernel``: one thread per OUTPUT element (k, c, ph, pw) (the
 CPU's work item is an output row (k, c, ph)); each scans its bin row by row and keeps the
@@ -26,42 +26,13 @@ The RoIPool Function passes ``deterministic`` from
 same parameter and is deterministic either way.
 """
 
-import math
-
 import numpy as np
 from numba import cuda
 
 from minimask.cuda.array import empty
 from minimask.cuda.creation import zeros
 from minimask.cuda.launch import grid
-
-
-@cuda.jit(device=True)
-def round_half_away_from_zero(value):
-    """C's round(): 2.5 -> 3, -2.5 -> -3 (Python's round() and np.round round halves to even)."""
-    magnitude = abs(value)
-    whole = math.floor(magnitude)
-    if magnitude - whole >= 0.5:
-        whole += 1
-    return int(whole) if value >= 0 else -int(whole)
-
-
-@cuda.jit(device=True)
-def roi_pool_bin(roi, spatial_scale, pooled_h, pooled_w, ph, pw, height, width):
-    """(h_start, h_end, w_start, w_end): the cells of bin (ph, pw) of one roi (n, x1, y1, x2,
-    y2), clipped to the map: the CPU's ``roi_pool_bin``. The bin is empty if
-    h_end <= h_start or w_end <= w_start."""
-    start_w = round_half_away_from_zero(roi[1] * spatial_scale)
-    start_h = round_half_away_from_zero(roi[2] * spatial_scale)
-    end_w = round_half_away_from_zero(roi[3] * spatial_scale)
-    end_h = round_half_away_from_zero(roi[4] * spatial_scale)
-    bin_h = max(end_h - start_h + 1, 1) / pooled_h
-    bin_w = max(end_w - start_w + 1, 1) / pooled_w
-    h_start = min(max(int(math.floor(ph * bin_h)) + start_h, 0), height)
-    h_end = min(max(int(math.ceil((ph + 1) * bin_h)) + start_h, 0), height)
-    w_start = min(max(int(math.floor(pw * bin_w)) + start_w, 0), width)
-    w_end = min(max(int(math.ceil((pw + 1) * bin_w)) + start_w, 0), width)
-    return h_start, h_end, w_start, w_end
+from minimask.geometry.roi_pool import roi_pool_bin
 
 
 def roi_pool_forward(input, rois, spatial_scale, pooled_h, pooled_w):

@@ -141,13 +141,3 @@ def boxes_to_rois(name, boxes, input):
             )
     rois = np.ascontiguousarray(rois, dtype=np.float64).reshape(-1, 5)
     return Tensor(backend_for(input.device).asarray(rois), input.device)
-
-
-def round_half_away_from_zero(values):
-    """C's ``round()`` (2.5 -> 3, -2.5 -> -3), which torchvision's RoIPool uses; NumPy's
-    ``np.round`` rounds halves to even instead. Written so that values just below a half
-    (0.49999999999999994) are not pushed over it by a ``+ 0.5``."""
-    magnitude = np.abs(values)
-    whole = np.floor(magnitude)
-    whole += magnitude - whole >= 0.5
-    return np.copysign(whole, values)

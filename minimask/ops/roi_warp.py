@@ -16,23 +16,27 @@ Compared with RoIAlign, only the rounding differs, which is the point of the abl
 rounding, not the pooling, is what costs RoIPool its mask accuracy.
 """
 
+import numpy as np
+
 from minimask.autograd.device import backend_for
 from minimask.autograd.tensor import Tensor
+from minimask.geometry.roi_pool import round_half_away_from_zero
 from minimask.ops._roi_format import (
     boxes_to_rois,
     check_feature_map,
     check_spatial_scale,
     output_pair,
-    round_half_away_from_zero,
 )
 from minimask.ops.roi_align import RoIAlign, check_sampling_ratio
 
 
 def quantize_rois(rois, spatial_scale):
     """rois (K, 5) float64 on the host -> the same rois with x1, y1, x2, y2 scaled to the
-    feature grid and rounded (C's round), batch indices unchanged."""
+    feature grid and rounded (C's round, the function RoIPool's kernels use), batch indices
+    unchanged."""
     quantized = rois.copy()
-    quantized[:, 1:] = round_half_away_from_zero(rois[:, 1:] * spatial_scale)
+    rounded = [round_half_away_from_zero(v) for v in (rois[:, 1:] * spatial_scale).ravel()]
+    quantized[:, 1:] = np.reshape(rounded, (-1, 4))
     return quantized
 
 

@@ -15,6 +15,7 @@ called "deconvolution" and why the two share their kernels.
 
 from minimask.autograd.function import Function
 from minimask.autograd.ops.operands import common_operands
+from minimask.geometry.conv import conv2d_output_size
 
 
 def _pair(value, name):
@@ -90,14 +91,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     )
     operands = _check_operands("conv2d", input, weight, bias, 1, 0)
     kernel = weight.shape[2:]
-    output_size = [
-        (input.shape[2 + i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
-        for i in range(2)
-    ]
+    output_size = conv2d_output_size(input.shape[2:], kernel, stride, padding, dilation)
     if min(output_size) < 1:
         raise ValueError(
             f"conv2d: input of shape {input.shape} is too small for a {kernel} kernel with "
-            f"padding {padding} and dilation {dilation} (output would be {tuple(output_size)})"
+            f"padding {padding} and dilation {dilation} (output would be {output_size})"
         )
     return Conv2d.apply(*operands, stride=stride, padding=padding, dilation=dilation)
 
