@@ -1,14 +1,15 @@
 """save / load a state dict (name -> Tensor or array) as a NumPy ``.npz`` file.
 
-The file is written to a temporary name in the same folder and then renamed over the
-target (``os.replace`` is atomic on one file system), so a crash mid-write never leaves
-a half-written checkpoint behind: the old file stays whole until the new one is complete.
+The file is written with ``minimask.io.atomic.atomic_write`` (a temporary file in the same
+folder, fsynced, then renamed over the target), so a crash mid-write never leaves a
+half-written checkpoint behind: the old file stays whole until the new one is complete.
 """
 
 import os
-import tempfile
 
 import numpy as np
+
+from minimask.io.atomic import atomic_write
 
 
 def save(state_dict, path):
@@ -25,20 +26,8 @@ def save(state_dict, path):
                 f"save: value of {key!r} is not a number or numeric array "
                 f"({type(value).__name__} of dtype {arrays[key].dtype})"
             )
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write(path, "wb") as file:
+        np.savez(file, **arrays)
 
 
 def load(path):

@@ -48,8 +48,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
-import numbers
 import os
 import warnings
 from collections import defaultdict
@@ -59,17 +57,13 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from minimask.autograd.factories import tensor
+from minimask.io.images import IMAGE_ERRORS, load_rgb, pixels_to_chw
+from minimask.io.json_numbers import is_real_number
 
 REQUIRED_TOP_KEYS = ("images", "annotations", "categories")
 REQUIRED_IMAGE_KEYS = ("id", "file_name", "height", "width")
 REQUIRED_ANNOTATION_KEYS = ("bbox", "category_id", "image_id")
 PYCOCOTOOLS_NUMPY2_WARNING = "__array__ implementation doesn't accept a copy keyword"
-# Errors Pillow raises on a missing, truncated or corrupt file.
-_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _polygon_area(xy: list) -> float:
@@ -77,15 +71,6 @@ def _polygon_area(xy: list) -> float:
     x = np.asarray(xy[0::2], dtype=np.float64)
     y = np.asarray(xy[1::2], dtype=np.float64)
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """The image at ``path`` as a uint8 ``[H, W, 3]`` RGB array (raises Pillow's errors)."""
-    with Image.open(path) as img:
-        img.load()  # decode now, inside the caller's ``try``, not lazily later
-        if img.mode == "P" and "transparency" in img.info:
-            img = img.convert("RGBA")  # Pillow's advice for palette images with transparency
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 class CocoDetection:
@@ -179,7 +164,9 @@ class CocoDetection:
         if ann["category_id"] not in self.category_id_to_label:
             return "unknown_category"
         box = ann["bbox"]
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(map(_is_number, box)):
+        if not isinstance(box, (list, tuple)) or len(box) != 4:
+            return "bad_box"
+        if not all(is_real_number(v, finite=True) for v in box):
             return "bad_box"
         x, y, w, h = box
         if w <= 0 or h <= 0:
@@ -201,7 +188,7 @@ class CocoDetection:
                 # pycocotools reads a 4-number "polygon" as a box and crashes on fewer.
                 if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
                     return "bad_polygon"
-                if not all(map(_is_number, poly)):
+                if not all(is_real_number(v, finite=True) for v in poly):
                     return "bad_polygon"
             if sum(_polygon_area(poly) for poly in segm) == 0:
                 return "empty_polygon"
@@ -236,7 +223,7 @@ class CocoDetection:
         path = self.image_path(index)
         try:
             pixels = load_rgb(path)
-        except _IMAGE_ERRORS as err:
+        except IMAGE_ERRORS as err:
             return self._bad_image(image_id, path, f"cannot read image: {err}")
         height, width = pixels.shape[:2]
         if (height, width) != (info["height"], info["width"]):
@@ -245,8 +232,7 @@ class CocoDetection:
                 path,
                 f"image is {width}x{height} but the JSON says {info['width']}x{info['height']}",
             )
-        # HWC uint8 -> CHW float32 in [0, 1]
-        image = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32) / 255.0
+        image = pixels_to_chw(pixels)
 
         objects, crowd = self._objects[image_id], self._crowd[image_id]
         masks = np.zeros((len(objects), height, width), dtype=np.uint8)
@@ -280,7 +266,7 @@ class CocoDetection:
             try:
                 with Image.open(self.image_path(index)):
                     good.append(index)
-            except _IMAGE_ERRORS:
+            except IMAGE_ERRORS:
                 pass
         return good
 

@@ -38,9 +38,7 @@ import contextlib
 import copy
 import io
 import json
-import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
@@ -49,6 +47,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from minimask.data.coco import PYCOCOTOOLS_NUMPY2_WARNING
+from minimask.io.atomic import atomic_write
 
 IOU_TYPES = ("bbox", "segm")
 # COCOeval.stats[0..5] for bbox and segm, in this order.
@@ -242,23 +241,11 @@ def evaluate_coco(
 
 # ------------------------------------------------------------------------ files
 def _write_json_atomic(obj, path, indent=None) -> None:
-    """Write ``obj`` as JSON to a temporary file next to ``path``, then ``os.replace`` it
-    onto ``path``: a reader sees the old file or the whole new one, never a partial one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON (NaN refused) with ``atomic_write``: a reader sees the old file
+    or the whole new one, never a partial one."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=indent, allow_nan=False)
+        f.write("\n")
 
 
 def write_results_json(results: list[dict], path) -> None:

@@ -2,10 +2,8 @@
 
 import os
 
-import numpy as np
-
 from minimask.autograd.factories import tensor
-from minimask.data.coco import load_rgb
+from minimask.io.images import IMAGE_ERRORS, load_rgb, pixels_to_chw
 from minimask.viz import draw_instances, save_figure
 
 DRAW_SCORE_THRESHOLD = 0.5  # detections below this are not drawn (all are evaluated)
@@ -44,9 +42,9 @@ def predict_files(
     for path in paths:
         try:
             pixels = load_rgb(path)
-        except (OSError, ValueError, SyntaxError) as error:
+        except IMAGE_ERRORS as error:
             raise ValueError(f"cannot read image {path}: {error}") from None
-        images.append(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32) / 255.0)
+        images.append(pixels_to_chw(pixels))
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for path, pixels in zip(paths, images):
