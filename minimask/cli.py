@@ -8,7 +8,7 @@ import sys
 import minimask
 
 
-def autograd_demo():
+def autograd_demo(args):
     """Fit y = 3x - 1 with a single weight and bias, printing the loss as it falls."""
     minimask.manual_seed(0)
     x = minimask.randn(64, 1)
@@ -25,28 +25,18 @@ def autograd_demo():
         if step % 10 == 0:
             print(f"step {step:3d}  loss {loss.item():.6f}")
     print(f"learned w = {w.item():.4f} (true 3), b = {b.item():.4f} (true -1)")
+    return 0
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="minimask",
-        description="An educational Mask R-CNN built from scratch on NumPy and Numba.",
-    )
-    parser.add_argument("--version", action="version", version=f"minimask {minimask.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
-        "autograd-demo", help="fit a line by gradient descent with minimask's autograd"
-    )
-    shapes = commands.add_parser(
-        "make-shapes", help="write a synthetic shapes dataset in COCO format (seeded)"
-    )
+def _add_make_shapes_arguments(shapes):
     shapes.add_argument("--out", required=True, help="folder to write images/ and annotations/")
     shapes.add_argument("--train", type=int, default=200, help="training images (200)")
     shapes.add_argument("--val", type=int, default=50, help="validation images (50)")
     shapes.add_argument("--size", type=int, default=128, help="image side in pixels (128)")
     shapes.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
-    train = commands.add_parser("train", help="train Mask R-CNN on a COCO-format dataset")
+
+def _add_train_arguments(train):
     train.add_argument("--train-images", required=True, help="folder of the training images")
     train.add_argument("--train-ann", required=True, help="COCO instances JSON of the training set")
     train.add_argument(
@@ -72,7 +62,8 @@ def build_parser():
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("evaluate", help="COCO bbox and segm AP of a checkpoint")
+
+def _add_evaluate_arguments(evaluate):
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--images", required=True, help="folder of the images")
     evaluate.add_argument("--ann", required=True, help="COCO instances JSON")
@@ -80,7 +71,8 @@ def build_parser():
     evaluate.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    predict = commands.add_parser("predict", help="draw a checkpoint's predictions on images")
+
+def _add_predict_arguments(predict):
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, help="folder for the PNGs")
@@ -89,14 +81,25 @@ def build_parser():
     )
     predict.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
 
-    demo = commands.add_parser(
-        "demo", help="make shapes data, train, evaluate, draw predictions (no download)"
-    )
+
+def _add_demo_arguments(demo):
     demo.add_argument("--out", default="minimask-demo", help="output folder (./minimask-demo)")
     demo.add_argument("--iters", type=int, help="training steps (3400)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser():
+    """The ``minimask`` parser: one sub-command per entry of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="minimask",
+        description="An educational Mask R-CNN built from scratch on NumPy and Numba.",
+    )
+    parser.add_argument("--version", action="version", version=f"minimask {minimask.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=help_text))
     return parser
 
 
@@ -195,30 +198,57 @@ def make_shapes(args):
     )
     for name, path in paths.items():
         print(f"{name:18s} {path}")
+    return 0
+
+
+def _no_arguments(parser):
+    """autograd-demo takes none."""
+
+
+# name -> (help, the function that adds its arguments, the function that runs it)
+COMMANDS = {
+    "autograd-demo": (
+        "fit a line by gradient descent with minimask's autograd",
+        _no_arguments,
+        autograd_demo,
+    ),
+    "make-shapes": (
+        "write a synthetic shapes dataset in COCO format (seeded)",
+        _add_make_shapes_arguments,
+        make_shapes,
+    ),
+    "train": ("train Mask R-CNN on a COCO-format dataset", _add_train_arguments, train_command),
+    "evaluate": (
+        "COCO bbox and segm AP of a checkpoint",
+        _add_evaluate_arguments,
+        evaluate_command,
+    ),
+    "predict": (
+        "draw a checkpoint's predictions on images",
+        _add_predict_arguments,
+        predict_command,
+    ),
+    "demo": (
+        "make shapes data, train, evaluate, draw predictions (no download)",
+        _add_demo_arguments,
+        demo_command,
+    ),
+}
 
 
 def main(argv=None):
+    """Run one command; bad input (a missing file, a value out of range) ends with the
+    message and exit status 1, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "autograd-demo":
-        autograd_demo()
+    if args.command is None:
+        parser.print_help()
         return 0
-    if args.command == "make-shapes":
-        make_shapes(args)
-        return 0
-    commands = {
-        "train": train_command,
-        "evaluate": evaluate_command,
-        "predict": predict_command,
-        "demo": demo_command,
-    }
-    if args.command in commands:
-        try:
-            return commands[args.command](args)
-        except (FileNotFoundError, ValueError) as error:  # bad input: the message, no traceback
-            raise SystemExit(f"minimask {args.command}: {error}") from None
-    parser.print_help()
-    return 0
+    run = COMMANDS[args.command][2]
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"minimask {args.command}: {error}") from None
 
 
 if __name__ == "__main__":
