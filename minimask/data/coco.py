@@ -10,8 +10,8 @@ Mask R-CNN needs, one ``(image, target)`` pair per image:
   transparent colour). Pixel values are divided by 255. EXIF orientation is *not* applied,
   because COCO's annotations are made on the stored pixels.
 - ``target["boxes"]``: float32 ``[N, 4]`` ``(x1, y1, x2, y2)`` in pixels, from COCO's
-  ``(x, y, w, h)`` as ``x2 = x + w``, ``y2 = y + h`` (no "+1", see DESIGN.md). Boxes are not
-  clipped to the image.
+  ``(x, y, w, h)`` as ``x2 = x + w``, ``y2 = y + h`` (no "+1": a box's width is x2 - x1, as
+  in torchvision and detectron2). Boxes are not clipped to the image.
 - ``target["labels"]``: int64 ``[N]`` in ``1..K`` (0 is background). COCO category ids need
   not be contiguous (COCO's 80 classes use ids 1..90) and may include 0, so the ids listed in
   the JSON are sorted and numbered: ``category_ids[k - 1]`` is label ``k``. Every listed

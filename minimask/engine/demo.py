@@ -14,9 +14,10 @@ CPU cores (README, "Results", has the runs that chose them):
   scales the anchors and the FPN level rule). The shapes are 20 to 50 pixels; at 128 the
   classifier confuses small circles, squares and triangles. The paper resizes COCO images
   to 800 pixels for the same reason: small objects need pixels;
-- the mask head has 32 channels instead of 64. It runs on every positive RoI at 14 x 14
-  and was half of a training step; at 32 channels it costs a quarter of that, which pays
-  for the larger input. Flat-coloured shapes need little width to be outlined.
+- the mask head has 32 channels instead of 64. It runs its 3 x 3 convolutions on every
+  positive RoI at 14 x 14, the largest part of a small-model training step; halving the
+  channels quarters their cost, which pays for the larger input. Flat-coloured shapes need
+  little width to be outlined.
 """
 
 import os

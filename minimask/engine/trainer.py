@@ -29,6 +29,7 @@ from tqdm import tqdm
 import minimask
 from minimask.engine.batches import TrainingBatches
 from minimask.engine.checkpoint import read_checkpoint, restore_generator, save_checkpoint
+from minimask.io.loss_log import read_loss_log
 from minimask.models.mask_rcnn import LOSS_NAMES, MaskRCNN
 from minimask.optim import SGD
 from minimask.optim.lr_scheduler import WarmupMultiStepLR
@@ -78,37 +79,88 @@ def make_optimizer(model, cfg):
 
 
 def _read_log(path, before_step):
+    """The log records of the steps before ``before_step`` (none if there is no log)."""
     if not os.path.exists(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if r["step"] < before_step]
+    return [r for r in read_loss_log(path) if r["step"] < before_step]
+
+
+def _resume(checkpoint_path, cfg, model, optimizer, scheduler):
+    """Load RUN/checkpoint.npz into the model, optimizer, scheduler and the global
+    generator; returns the step to continue from. A checkpoint of other settings is
+    refused with the differing fields."""
+    if not os.path.exists(checkpoint_path):
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+    saved, parts = read_checkpoint(checkpoint_path)
+    current = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
+    if saved["config"] != current:
+        changed = sorted(k for k, v in current.items() if saved["config"].get(k) != v)
+        run = os.path.dirname(checkpoint_path)
+        raise ValueError(f"--resume: the run in {run} used other settings: {changed}")
+    model.load_state_dict(parts["model"])
+    optimizer.load_state_dict(parts["optimizer"])
+    scheduler.load_state_dict(parts["scheduler"])
+    restore_generator(saved)
+    return int(saved["step"])
+
+
+class _Run:
+    """What one training run writes to: the model, its optimizer and schedule, the run
+    folder's paths and the dataset's category map."""
+
+    def __init__(self, cfg, model, optimizer, scheduler, out_dir, meta):
+        self.cfg, self.model = cfg, model
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.out_dir, self.meta = out_dir, meta
+        self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
+
+    def save(self, done, path=None):
+        """Checkpoint after ``done`` steps (atomic) at ``path`` (RUN/checkpoint.npz)."""
+        path = self.checkpoint_path if path is None else path
+        save_checkpoint(path, self.model, done, self.meta, self.optimizer, self.scheduler)
+
+    def step(self, step, images, targets, device):
+        """One SGD step on a batch; returns the log record (without its time). A NaN or
+        inf loss term saves RUN/checkpoint_nonfinite.npz (the state that produced it) and
+        raises."""
+        images = [image.to(device) for image in images]
+        targets = [_to_device(t, device) for t in targets]
+        losses = self.model(images, targets)
+        values = {k: losses[k].item() for k in LOSS_NAMES}
+        if not all(math.isfinite(v) for v in values.values()):
+            path = os.path.join(self.out_dir, NONFINITE_CHECKPOINT_NAME)
+            self.save(step, path)
+            raise NonFiniteLossError(step, values, path)
+        total = sum(losses[k] for k in LOSS_NAMES)
+        lr = self.optimizer.param_groups[0]["lr"]
+        total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.scheduler.step()
+        return {"step": step, "lr": lr, "loss": sum(values.values()), **values}
+
+
+def _progress_bar(start, total, progress):
+    return tqdm(
+        range(start, total),
+        initial=start,
+        total=total,
+        desc="train",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
 
 
 def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
     """Train a MaskRCNN(cfg) on ``dataset`` into the folder ``out_dir``; returns a summary
     dict (steps, seconds, last losses, paths). See the module docstring."""
     os.makedirs(out_dir, exist_ok=True)
-    checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     log_path = os.path.join(out_dir, LOG_NAME)
     minimask.manual_seed(cfg.seed)
     model = MaskRCNN(cfg).to(device)
     optimizer, scheduler = make_optimizer(model, cfg)
-    meta = dataset_meta(dataset)
-    start = 0
-    if resume:
-        if not os.path.exists(checkpoint_path):
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        saved, parts = read_checkpoint(checkpoint_path)
-        current = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
-        if saved["config"] != current:
-            changed = sorted(k for k, v in current.items() if saved["config"].get(k) != v)
-            raise ValueError(f"--resume: the run in {out_dir} used other settings: {changed}")
-        model.load_state_dict(parts["model"])
-        optimizer.load_state_dict(parts["optimizer"])
-        scheduler.load_state_dict(parts["scheduler"])
-        restore_generator(saved)
-        start = int(saved["step"])
+    run = _Run(cfg, model, optimizer, scheduler, out_dir, dataset_meta(dataset))
+    start = _resume(run.checkpoint_path, cfg, model, optimizer, scheduler) if resume else 0
     rows = _read_log(log_path, start)
     with open(log_path, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(r) + "\n" for r in rows)
@@ -117,47 +169,23 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
     model.train()
     began = time.perf_counter()
     last = {}
-    bar = tqdm(
-        range(start, cfg.max_iters),
-        initial=start,
-        total=cfg.max_iters,
-        desc="train",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = _progress_bar(start, cfg.max_iters, progress)
     with open(log_path, "a", encoding="utf-8") as log:
         for step in bar:
             tic = time.perf_counter()
             images, targets = batches[step]
             done = step + 1
-            save_now = done % cfg.checkpoint_period == 0 or done == cfg.max_iters
-            if not images:  # every image of this batch failed to load (warned already)
+            if images:
+                last = run.step(step, images, targets, device)
+                last["seconds"] = time.perf_counter() - tic  # loading included
+                log.write(json.dumps(last) + "\n")
+                log.flush()
+                terms = {k.removeprefix("loss_"): f"{last[k]:.3f}" for k in LOSS_NAMES}
+                bar.set_postfix(terms, refresh=False)  # redrawn at tqdm's own interval
+            else:  # every image of this batch failed to load (warned already)
                 scheduler.step()
-                if save_now:
-                    save_checkpoint(checkpoint_path, model, done, meta, optimizer, scheduler)
-                continue
-            images = [image.to(device) for image in images]
-            targets = [_to_device(t, device) for t in targets]
-            losses = model(images, targets)
-            values = {k: losses[k].item() for k in LOSS_NAMES}
-            if not all(math.isfinite(v) for v in values.values()):
-                path = os.path.join(out_dir, NONFINITE_CHECKPOINT_NAME)
-                save_checkpoint(path, model, step, meta, optimizer, scheduler)
-                raise NonFiniteLossError(step, values, path)
-            total = sum(losses[k] for k in LOSS_NAMES)
-            lr = optimizer.param_groups[0]["lr"]
-            total.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            scheduler.step()
-            last = {"step": step, "lr": lr, "loss": sum(values.values()), **values}
-            last["seconds"] = time.perf_counter() - tic
-            log.write(json.dumps(last) + "\n")
-            log.flush()
-            terms = {k.removeprefix("loss_"): f"{v:.3f}" for k, v in values.items()}
-            bar.set_postfix(terms, refresh=False)  # redrawn at tqdm's own interval
-            if save_now:
-                save_checkpoint(checkpoint_path, model, done, meta, optimizer, scheduler)
+            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters:
+                run.save(done)
     bar.close()
     curve = os.path.join(out_dir, LOSS_CURVE_NAME)
     _save_loss_curve(log_path, curve)
@@ -165,7 +193,7 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
         "steps": cfg.max_iters - start,
         "seconds": time.perf_counter() - began,
         "last": last,
-        "checkpoint": checkpoint_path,
+        "checkpoint": run.checkpoint_path,
         "log": log_path,
         "loss_curve": curve,
     }
