@@ -1,17 +1,20 @@
-"""Training on real COCO images: ../shared/data/coco-tiny (80 train and 80 val images, one
-per category per split; see its SOURCE.md). Read in place, never copied.
+"""Training on real COCO images: a small COCO set in COCO's own layout
+(annotations/instances_{train,val}.json, images/{train,val}/), named by --coco or the
+MINIMASK_COCO environment variable. The README's runs used coco-tiny: 80 train2017 and 80
+val2017 images with their original annotations, one image per category per split. The
+images are read in place.
 
-    python benchmarks/coco_tiny.py overfit --out RUN [--images 8] [--iters 2000] [--min-size S]
+    python benchmarks/coco_tiny.py overfit --out RUN [--coco DIR] [--images 8] [--iters 2000]
         trains on the first N train images (sorted by id) and evaluates on the same images:
         can the model memorise real data? (The README's run: 2000 steps, segm AP50 >= 0.7
         within 20 minutes on 2 cores.)
     python benchmarks/coco_tiny.py full --out RUN [--iters 2000] [--min-size S] [--lr 0.02]
-        trains on the 80 train images and evaluates on the 80 held-out val images. Trained
+        trains on all train images and evaluates on the held-out val images. Trained
         from scratch on 80 images, the model is expected to generalise poorly; the number is
         reported as it comes.
 
 The subset's annotation file is written into RUN (a filtered copy of the JSON, all
-categories kept so labels keep their meaning); the images are read from coco-tiny.
+categories kept so labels keep their meaning); the images are read from the COCO folder.
 Prints the COCOeval tables, the wall time and the peak memory.
 """
 
@@ -28,8 +31,6 @@ from minimask.engine.demo import peak_memory_gb
 from minimask.engine.evaluator import evaluate
 from minimask.engine.trainer import train
 from minimask.models import MaskRCNNConfig
-
-COCO_TINY = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-tiny"
 
 
 def subset_annotations(ann_file, count, out_file):
@@ -54,19 +55,25 @@ def main():
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--min-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument(
+        "--coco", default=os.environ.get("MINIMASK_COCO"), help="COCO folder ($MINIMASK_COCO)"
+    )
     args = parser.parse_args()
+    if not args.coco or not os.path.isdir(args.coco):
+        parser.error(f"no COCO folder: give --coco DIR or set MINIMASK_COCO (got {args.coco!r})")
+    coco = pathlib.Path(args.coco)
     began = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
-    train_images = COCO_TINY / "images" / "train"
-    train_ann = COCO_TINY / "annotations" / "instances_train.json"
+    train_images = coco / "images" / "train"
+    train_ann = coco / "annotations" / "instances_train.json"
     if args.mode == "overfit":
         train_ann = subset_annotations(
             train_ann, args.images, os.path.join(args.out, "instances_subset.json")
         )
         eval_images, eval_ann = train_images, train_ann
     else:
-        eval_images = COCO_TINY / "images" / "val"
-        eval_ann = COCO_TINY / "annotations" / "instances_val.json"
+        eval_images = coco / "images" / "val"
+        eval_ann = coco / "annotations" / "instances_val.json"
     train_set = CocoDetection(train_images, train_ann)
     print(train_set.summary())
     cfg = dataclasses.replace(

@@ -1,12 +1,13 @@
-"""Tests of ``minimask.data.coco.CocoDetection``: real COCO data (coco-tiny) checked against
-pycocotools, and small synthetic JSON files for category mapping and bad input."""
+"""Tests of ``minimask.data.coco.CocoDetection``: real COCO data (the folder MINIMASK_COCO
+names, see coco_data.py) checked against pycocotools, and small synthetic JSON files for
+category mapping and bad input."""
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from coco_data import annotation_file, image_folder, needs_coco
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -17,21 +18,16 @@ from minimask.data.coco import PYCOCOTOOLS_NUMPY2_WARNING
 # pycocotools' decoder warns under NumPy 2 on each call (its own code, not ours).
 pytestmark = pytest.mark.filterwarnings(f"ignore:{PYCOCOTOOLS_NUMPY2_WARNING}:DeprecationWarning")
 
-COCO_TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-tiny"
-needs_coco_tiny = pytest.mark.skipif(
-    not COCO_TINY.is_dir(), reason=f"coco-tiny data not found at {COCO_TINY}"
-)
-
 
 def _tiny(split="train"):
-    ann = COCO_TINY / "annotations" / f"instances_{split}.json"
-    return CocoDetection(COCO_TINY / "images" / split, ann), COCO(str(ann))
+    ann = annotation_file(split)
+    return CocoDetection(image_folder(split), ann), COCO(str(ann))
 
 
-# ---------------------------------------------------------------------------- coco-tiny
-@needs_coco_tiny
+# ---------------------------------------------------------------------------- real COCO data
+@needs_coco
 @pytest.mark.parametrize("split", ["train", "val"])
-def test_coco_tiny_counts_match_pycocotools(split):
+def test_real_coco_counts_match_pycocotools(split):
     """Reference: pycocotools' own index of the same JSON. Exact integer equality: one
     example per image, every annotation kept (as object or crowd), none skipped."""
     ds, coco = _tiny(split)
@@ -44,8 +40,8 @@ def test_coco_tiny_counts_match_pycocotools(split):
     assert "skipped 0 annotations" in ds.summary()
 
 
-@needs_coco_tiny
-def test_coco_tiny_examples_match_pycocotools():
+@needs_coco
+def test_real_coco_examples_match_pycocotools():
     """Reference: ``coco.annToMask`` (masks, exact equality), the JSON's ``bbox`` converted
     as x2 = x + w in float64 then cast (boxes, exact float32 equality), Pillow's RGB pixels
     / 255 (image, exact). Image 262145 has two iscrowd=1 annotations: they must appear as
@@ -56,7 +52,7 @@ def test_coco_tiny_examples_match_pycocotools():
         info = coco.imgs[image_id]
         h, w = info["height"], info["width"]
         assert image.shape == (3, h, w) and image.dtype == np.float32
-        with Image.open(COCO_TINY / "images" / "train" / info["file_name"]) as img:
+        with Image.open(image_folder("train") / info["file_name"]) as img:
             pixels = np.asarray(img.convert("RGB"))
         np.testing.assert_array_equal(image.numpy(), pixels.transpose(2, 0, 1) / np.float32(255))
         assert 0.0 <= image.numpy().min() and image.numpy().max() <= 1.0
@@ -81,14 +77,15 @@ def test_coco_tiny_examples_match_pycocotools():
         np.testing.assert_array_equal(target["labels"].numpy(), labels)
 
 
-@needs_coco_tiny
-def test_coco_tiny_category_mapping_is_sorted_bijection():
+@needs_coco
+def test_real_coco_category_mapping_is_sorted_bijection():
     """Reference: ``sorted(coco.getCatIds())`` and the category names; exact equality. The
-    80 COCO ids (1..90 with gaps) map one-to-one onto labels 1..80 in sorted-id order."""
+    COCO ids (1..90 with gaps in COCO's own files) map one-to-one onto labels 1..K in
+    sorted-id order."""
     ds, coco = _tiny("val")
     cat_ids = sorted(coco.getCatIds())
-    assert ds.category_ids == cat_ids and len(cat_ids) == 80
-    assert sorted(ds.category_id_to_label.values()) == list(range(1, 81))
+    assert ds.category_ids == cat_ids
+    assert sorted(ds.category_id_to_label.values()) == list(range(1, len(cat_ids) + 1))
     for k, cid in enumerate(cat_ids, start=1):
         assert ds.category_id_to_label[cid] == k and ds.label_to_category_id[k] == cid
         assert ds.class_names[k] == coco.cats[cid]["name"]

@@ -1,16 +1,17 @@
 """Tests of ``minimask.engine.coco_evaluation``: model outputs -> COCO results -> pycocotools
 metrics. References: pycocotools itself (``COCO.loadRes``, ``COCOeval``, ``mask.decode``)
-on real COCO data (coco-tiny val) and small hand-made cases whose answer is known."""
+on real COCO data (the val split of the folder MINIMASK_COCO names, see coco_data.py) and
+small hand-made cases whose answer is known."""
 
 import contextlib
 import io
 import json
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from coco_data import annotation_file, needs_coco
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -23,11 +24,6 @@ from minimask.engine.coco_evaluation import (
     predictions_to_coco_results,
     write_metrics_json,
     write_results_json,
-)
-
-COCO_TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-tiny"
-needs_coco_tiny = pytest.mark.skipif(
-    not COCO_TINY.is_dir(), reason=f"coco-tiny data not found at {COCO_TINY}"
 )
 
 
@@ -75,31 +71,31 @@ def _results(coco: COCO, shift: float = 0.0) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tiny_val():
+def coco_val():
     with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(COCO_TINY / "annotations" / "instances_val.json"))
+        return COCO(str(annotation_file("val")))
 
 
-# ---------------------------------------------------------------------------- coco-tiny
-@needs_coco_tiny
-def test_perfect_predictions_give_ap_one(tiny_val, tmp_path):
-    """Reference: pycocotools. The ground truth of coco-tiny val, given back as predictions
+# ---------------------------------------------------------------------------- real COCO data
+@needs_coco
+def test_perfect_predictions_give_ap_one(coco_val, tmp_path):
+    """Reference: pycocotools. The ground truth of the val split, given back as predictions
     (crowd regions left out, as a model never predicts them), goes through the results JSON
     (``COCO.loadRes`` reads the file) and scores AP == 1.0 for bbox and segm on all six
     numbers. segm is exactly 1 because each encoded mask is the very RLE pycocotools makes
     of the gt annotation (annToMask -> encode), IoU = 1; bbox boxes went through float32,
     IoU just under 1, still above every threshold (0.95 is the highest)."""
-    results = _results(tiny_val)
-    assert len(results) == len(tiny_val.getAnnIds(iscrowd=False))
+    results = _results(coco_val)
+    assert len(results) == len(coco_val.getAnnIds(iscrowd=False))
     path = tmp_path / "results.json"
     write_results_json(results, path)
     loaded = json.loads(path.read_text())
     assert loaded == results  # plain JSON types throughout
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = tiny_val.loadRes(str(path))
+        coco_dt = coco_val.loadRes(str(path))
     assert len(coco_dt.getAnnIds()) == len(results)
 
-    metrics = evaluate_coco(tiny_val, loaded, verbose=False)
+    metrics = evaluate_coco(coco_val, loaded, verbose=False)
     # 1 up to one rounding (pycocotools' precision is tp / (tp + fp + eps)); it is exactly
     # 1.0 here with pycocotools 2.0.11.
     one = pytest.approx(1.0, rel=0, abs=1e-12)
@@ -107,8 +103,8 @@ def test_perfect_predictions_give_ap_one(tiny_val, tmp_path):
     assert all(type(v) is float for m in metrics.values() for v in m.values())
 
 
-@needs_coco_tiny
-def test_shifted_boxes_give_low_bbox_ap(tiny_val):
+@needs_coco
+def test_shifted_boxes_give_low_bbox_ap(coco_val):
     """Reference: IoU arithmetic. A box moved right by half its width overlaps its own
     object by w/2 * h over a union of 1.5 w h: IoU = 1/3 < 0.5, never a match. It is not
     exactly 0 on real data: in crowded images (people, ...) a moved box can land on a
@@ -116,7 +112,7 @@ def test_shifted_boxes_give_low_bbox_ap(tiny_val):
     checked on isolated objects in ``test_synthetic_perfect_and_partial``. The masks are
     left in place, so segm stays 1.0: the two types are scored independently (segm ignores
     the result's bbox)."""
-    metrics = evaluate_coco(tiny_val, _results(tiny_val, shift=0.5), verbose=False)
+    metrics = evaluate_coco(coco_val, _results(coco_val, shift=0.5), verbose=False)
     assert metrics["bbox"]["AP50"] < 0.01
     assert metrics["bbox"]["AP"] < 0.01
     assert metrics["segm"]["AP"] == 1.0
