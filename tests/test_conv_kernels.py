@@ -88,16 +88,14 @@ def test_conv2d_matches_torch(
     x, weight, bias = random_arrays(
         dtype, (batch, in_ch, height, width), (out_ch, in_ch, *kernel), (out_ch,)
     )
-    y, saved = conv.conv2d_forward(x, weight, bias, stride, padding, dilation)
+    y = conv.conv2d_forward(x, weight, bias, stride, padding, dilation)
     expected_y, expected_grads, grad_y = torch_reference(
         torch.nn.functional.conv2d, x, weight, bias, y.shape, dtype,
         stride=stride, padding=padding, dilation=dilation,
     )  # fmt: skip
     assert_close(y, expected_y, dtype)
     assert y.shape[2:] == conv.conv2d_output_size(x.shape[2:], kernel, stride, padding, dilation)
-    grads = conv.conv2d_backward(
-        grad_y, x, weight, saved, stride, padding, dilation, (True, True, True)
-    )
+    grads = conv.conv2d_backward(grad_y, x, weight, stride, padding, dilation, (True, True, True))
     for actual, expected in zip(grads, expected_grads):
         assert_close(actual, expected, dtype)
 
@@ -115,16 +113,14 @@ def test_conv_transpose2d_matches_torch(
     x, weight, bias = random_arrays(
         dtype, (batch, in_ch, height, width), (in_ch, out_ch, *kernel), (out_ch,)
     )
-    y, saved = conv.conv_transpose2d_forward(
-        x, weight, bias, stride, padding, output_padding, dilation
-    )
+    y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, dilation)
     expected_y, expected_grads, grad_y = torch_reference(
         torch.nn.functional.conv_transpose2d, x, weight, bias, y.shape, dtype,
         stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
     )  # fmt: skip
     assert_close(y, expected_y, dtype)
     grads = conv.conv_transpose2d_backward(
-        grad_y, x, weight, saved, stride, padding, output_padding, dilation, (True, True, True)
+        grad_y, x, weight, stride, padding, output_padding, dilation, (True, True, True)
     )
     for actual, expected in zip(grads, expected_grads):
         assert_close(actual, expected, dtype)
@@ -141,7 +137,7 @@ def test_conv2d_non_contiguous_inputs(dtype):
     weight = weight_storage.transpose(3, 2, 1, 0)[:, :, 1:, :]  # (4, 5, 3, 3)
     grad_y = grad_y_storage.transpose(0, 1, 3, 2)[:, :, ::2, :]  # (2, 4, 3, 6)
     stride, padding, dilation = (1, 2), (1, 1), (1, 1)
-    y, saved = conv.conv2d_forward(x, weight, bias, stride, padding, dilation)
+    y = conv.conv2d_forward(x, weight, bias, stride, padding, dilation)
     expected_y = torch.nn.functional.conv2d(
         *(torch.tensor(np.ascontiguousarray(a), dtype=torch.float64) for a in (x, weight, bias)),
         stride=stride, padding=padding, dilation=dilation,
@@ -154,9 +150,7 @@ def test_conv2d_non_contiguous_inputs(dtype):
         tensors,
         torch.tensor(np.ascontiguousarray(grad_y), dtype=torch.float64),
     )
-    grads = conv.conv2d_backward(
-        grad_y, x, weight, saved, stride, padding, dilation, (True, True, True)
-    )
+    grads = conv.conv2d_backward(grad_y, x, weight, stride, padding, dilation, (True, True, True))
     for actual, expected in zip(grads, expected_grads):
         assert_close(actual, expected, dtype)
 
@@ -169,9 +163,7 @@ def test_conv_transpose2d_non_contiguous_inputs(dtype):
     x = x_storage.transpose(3, 2, 1, 0)  # (2, 4, 6, 7)
     weight = weight_storage.transpose(3, 2, 1, 0)  # (4, 3, 2, 2)
     stride, padding, output_padding, dilation = (2, 2), (0, 0), (0, 0), (1, 1)
-    y, saved = conv.conv_transpose2d_forward(
-        x, weight, bias, stride, padding, output_padding, dilation
-    )
+    y = conv.conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, dilation)
     (grad_y_storage,) = random_arrays(dtype, y.shape[::-1], seed=1)
     grad_y = grad_y_storage.transpose(3, 2, 1, 0)
     tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, weight, bias)]
@@ -181,7 +173,7 @@ def test_conv_transpose2d_non_contiguous_inputs(dtype):
     )
     assert_close(y, expected_y, dtype)
     grads = conv.conv_transpose2d_backward(
-        grad_y, x, weight, saved, stride, padding, output_padding, dilation, (True, True, True)
+        grad_y, x, weight, stride, padding, output_padding, dilation, (True, True, True)
     )
     for actual, expected in zip(grads, expected_grads):
         assert_close(actual, expected, dtype)
@@ -198,23 +190,22 @@ def test_backward_computes_only_what_is_needed(needs, transposed, stride):
     x, weight = random_arrays(np.float64, (2, 3, 6, 5), (3, 4, 3, 3))
     padding, output_padding, dilation = (1, 1), (0, 0), (1, 1)
     if transposed:
-        y, saved = conv.conv_transpose2d_forward(
+        y = conv.conv_transpose2d_forward(
             x, weight, None, stride, padding, output_padding, dilation
         )
 
         def backward(grad_y, needs_input_grad):
             return conv.conv_transpose2d_backward(
-                grad_y, x, weight, saved, stride, padding, output_padding, dilation,
-                needs_input_grad,
+                grad_y, x, weight, stride, padding, output_padding, dilation, needs_input_grad
             )  # fmt: skip
 
     else:
         weight = weight.transpose(1, 0, 2, 3)
-        y, saved = conv.conv2d_forward(x, weight, None, stride, padding, dilation)
+        y = conv.conv2d_forward(x, weight, None, stride, padding, dilation)
 
         def backward(grad_y, needs_input_grad):
             return conv.conv2d_backward(
-                grad_y, x, weight, saved, stride, padding, dilation, needs_input_grad
+                grad_y, x, weight, stride, padding, dilation, needs_input_grad
             )
 
     (grad_y,) = random_arrays(np.float64, y.shape, seed=1)
@@ -240,20 +231,20 @@ def test_interleaved_layers_do_not_share_state():
     def layer_a(grad_y=None):
         if grad_y is None:
             return conv.conv2d_forward(x_a, w_a, None, *conv_a)
-        return conv.conv2d_backward(grad_y, x_a, w_a, None, *conv_a, no_bias)
+        return conv.conv2d_backward(grad_y, x_a, w_a, *conv_a, no_bias)
 
     def layer_b(grad_y=None):
         if grad_y is None:
             return conv.conv_transpose2d_forward(x_b, w_b, None, *transpose_b)
-        return conv.conv_transpose2d_backward(grad_y, x_b, w_b, None, *transpose_b, no_bias)
+        return conv.conv_transpose2d_backward(grad_y, x_b, w_b, *transpose_b, no_bias)
 
     alone = []
     for layer in (layer_a, layer_b):
-        y, _ = layer()
+        y = layer()
         grad_y = np.cos(y)
         alone.append((y.copy(), grad_y, [g.copy() for g in layer(grad_y)[:2]]))
-    y_a, _ = layer_a()
-    y_b, _ = layer_b()
+    y_a = layer_a()
+    y_b = layer_b()
     grads_b = layer_b(alone[1][1])
     grads_a = layer_a(alone[0][1])
     for (expected_y, _, expected_grads), y, grads_now in zip(alone, (y_a, y_b), (grads_a, grads_b)):

@@ -1,4 +1,6 @@
-"""The CUDA backend's array functions against NumPy and the CPU backend, one kernel family
+"""The CUDA backend against the CPU backend's layout and NumPy: first the twin rules (every
+file of minimask/cpu/ has a CUDA twin of the same name, every CPU function a same-named
+CUDA function with the same parameters), then the array functions one kernel family
 at a time: elementwise (dtype rules, broadcasting, views, in place), reductions, matmul,
 indexing (views, gathers, scatter-adds with repeated indices), sorting, creation and
 transfers, and the conv / pooling / interpolate kernels against their CPU twins.
@@ -8,7 +10,9 @@ Integer and index results must be equal; floating results agree to a few roundin
 No GPU: the kernels run in numba's simulator (tests/conftest.py), so the arrays are tiny.
 """
 
+import importlib
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +67,111 @@ def test_minimask_functions_have_the_cpu_signature():
         if not getattr(function, "__module__", "").startswith("minimask"):
             continue
         assert inspect.signature(getattr(cuda, name)) == inspect.signature(function), name
+
+
+# ---------------------------------------------------------------------------- the twins
+# minimask/cuda/ mirrors minimask/cpu/ file for file and name for name (the rules are in
+# minimask/cuda/__init__.py's docstring).
+
+# Functions and classes of minimask/cpu/ with no CUDA twin: speed devices of the CPU.
+CPU_ONLY = {
+    "array_ops._selects_each_position_once": "lets the CPU replace the slow np.add.at by an "
+    "assignment; the GPU adds with atomics (and copies for basic indexing) either way",
+    "conv._Workspace": "reused per-thread buffers: a first touch of new host memory costs "
+    "page faults, device memory has none to save",
+    "conv._is_pointwise": "selects the CPU's 1x1 fast path; the GPU runs the general path",
+    "conv._flip_kernel": "the CPU's stride-1 backward as a transposed convolution",
+    "conv._flip_padding": "the CPU's stride-1 backward as a transposed convolution",
+    "conv._add_bias": "adds the bias after the CPU's per-image GEMMs into y; the GPU adds it "
+    "in the copy that puts the GEMM result into NCHW order",
+    "roi_align.to_channels_last": "the layout of the CPU kernel's vectorised channel loop; "
+    "the GPU gives every channel its own thread on the NCHW input",
+    "nms.fill_mask_row": "a CPU work item's row of the IoU mask; a GPU thread fills one word "
+    "of a 64 x 64 tile instead",
+}
+
+# Parameters a CUDA kernel may drop from its CPU twin's: the sizes of the arrays the CPU
+# kernel returns (the CUDA kernel's output arrays carry them) and the width of the CPU's
+# channel blocks (roi_align_backward_kernel; a GPU thread has one channel).
+DROPPED_KERNEL_PARAMETERS = {
+    "output_hw",
+    "input_hw",
+    "input_shape",
+    "pooled_h",
+    "pooled_w",
+    "block",
+}
+
+CPU_FOLDER, CUDA_FOLDER = Path(cpu.__file__).parent, Path(cuda.__file__).parent
+
+
+def module_names(folder):
+    return sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__")
+
+
+def defined_functions(module):
+    """{name: object} of the functions and classes ``module`` defines itself (plain Python,
+    numba-compiled or classes; not what it imports)."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if callable(value) and getattr(value, "__module__", None) == module.__name__
+    }
+
+
+def is_compiled(function):
+    """A numba kernel or device function (``@njit`` on the CPU, ``@cuda.jit`` on the GPU)."""
+    return not (inspect.isfunction(function) or inspect.isclass(function))
+
+
+def parameters(function):
+    return list(inspect.signature(getattr(function, "py_func", function)).parameters)
+
+
+def twins(name):
+    return (
+        importlib.import_module(f"minimask.cpu.{name}"),
+        importlib.import_module(f"minimask.cuda.{name}"),
+    )
+
+
+def test_every_cpu_file_has_a_cuda_twin_of_the_same_name():
+    """And nothing else: the device-array library is the package minimask/cuda/array/."""
+    assert module_names(CUDA_FOLDER) == module_names(CPU_FOLDER)
+
+
+@pytest.mark.parametrize("name", module_names(CPU_FOLDER))
+def test_every_cpu_function_has_a_cuda_twin(name):
+    cpu_module, cuda_module = twins(name)
+    missing = [
+        function
+        for function in defined_functions(cpu_module)
+        if f"{name}.{function}" not in CPU_ONLY
+        and not callable(getattr(cuda_module, function, None))
+    ]
+    assert not missing, f"minimask/cuda/{name}.py lacks {missing} (or list them in CPU_ONLY)"
+    for entry in CPU_ONLY:
+        module, function = entry.split(".")
+        if module == name:
+            assert function in defined_functions(cpu_module), f"stale CPU_ONLY entry {entry}"
+
+
+@pytest.mark.parametrize("name", module_names(CPU_FOLDER))
+def test_twins_have_the_same_parameters(name):
+    """Host functions: the same signature. Kernels: the CPU kernel's parameters in its order
+    (less the sizes of returned arrays), then the output arrays a CUDA kernel writes."""
+    cpu_module, cuda_module = twins(name)
+    for function, cpu_function in defined_functions(cpu_module).items():
+        if f"{name}.{function}" in CPU_ONLY:
+            continue
+        cuda_function = getattr(cuda_module, function)
+        if not (is_compiled(cpu_function) and is_compiled(cuda_function)):
+            assert inspect.signature(cuda_function) == inspect.signature(cpu_function), function
+            continue
+        cpu_parameters, cuda_parameters = parameters(cpu_function), parameters(cuda_function)
+        shared = [p for p in cpu_parameters if p in cuda_parameters]
+        assert set(cpu_parameters) - set(shared) <= DROPPED_KERNEL_PARAMETERS, function
+        assert cuda_parameters[: len(shared)] == shared, function
 
 
 def test_is_available_in_the_simulator_or_on_a_gpu():
@@ -370,7 +479,7 @@ def test_host_values_and_printing():
 def test_im2col_and_col2im_match_the_cpu_kernels(kernel_hw, stride, padding, dilation):
     from minimask.cpu import conv as cpu_conv
     from minimask.cuda import conv as cuda_conv
-    from minimask.cuda.launch import grid
+    from minimask.cuda.array.launch import grid
 
     x = randn(2, 2, 5, 4)
     out_hw = cpu_conv.conv2d_output_size(x.shape[2:], kernel_hw, stride, padding, dilation)

@@ -3,14 +3,17 @@
 A backend is a module that offers the array functions the autograd Functions call as
 ``ctx.xp.<name>``. The CPU backend's arrays are plain NumPy arrays, so most names are
 NumPy's own functions; ``minimask/cuda/`` offers the same names for device arrays.
-Heavy kernels (im2col/col2im, pooling, ...) live in their own files beside this one.
+Heavy kernels (im2col/col2im, pooling, ...) live in their own files beside this one, and
+each file has a twin of the same name in ``minimask/cuda/`` (its docstring says how to
+read the two side by side).
 
 Threading. Numba's parallel kernels run on a threading layer; its default here is OpenMP,
 whose idle workers busy-wait after each kernel and take the cores from the BLAS matrix
-product that usually comes next (conv2d's im2col + GEMM took 7.9 ms instead of 4.5 ms on
-2 cores). Unless the user chose a layer (NUMBA_THREADING_LAYER), minimask selects
-"workqueue", whose workers sleep when idle. Its one limit: parallel kernels must not be
-launched from two Python threads at once; minimask runs them from one thread.
+product that usually comes next (conv2d's im2col, then its GEMM, which runs slower for it:
+benchmarks/bench_conv.py shows the difference when run with NUMBA_THREADING_LAYER=omp).
+Unless the user chose a layer (NUMBA_THREADING_LAYER), minimask selects "workqueue", whose
+workers sleep when idle. Its one limit: parallel kernels must not be launched from two
+Python threads at once; minimask runs them from one thread.
 """
 
 import numba

@@ -1,7 +1,8 @@
 """CPU array functions that NumPy does not offer under one name.
 
-Each one has a twin of the same name in ``minimask/cuda/`` so that an autograd Function
-can call ``ctx.xp.index_add(...)`` without knowing where its arrays live.
+Each one has a twin of the same name and signature in ``minimask/cuda/array_ops.py``, so
+that an autograd Function can call ``ctx.xp.index_add(...)`` without knowing where its
+arrays live.
 """
 
 import numpy as np

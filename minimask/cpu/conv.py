@@ -42,11 +42,11 @@ whole batch side by side along the columns (the kernels see it as (Cin*kh*kw, N,
   by side (a transposing copy).
 
 Memory. cols is Cin*kh*kw times larger than x (9x for 3x3). It is not kept from the forward
-to the backward (`saved` is None): the backward rebuilds what it needs, which costs one
+to the backward: the backward rebuilds what it needs from x and the weight, which costs one
 memory-bound copy but keeps a training step's memory at the size of its activations. The
 im2col matrices and other large temporaries live in per-thread buffers that are reused from
 call to call (`_Workspace`): touching freshly allocated memory costs a page fault per 4 KiB,
-which on this machine cost more than the im2col copy itself.
+which can cost more than the im2col copy itself.
 
 The numba kernels are written as "one flat work index, decomposed into coordinates", with
 the innermost (contiguous) coordinate as a loop so that it vectorises; a CUDA twin makes
@@ -70,8 +70,8 @@ _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
 
 # Index type of the innermost copy loops. Numba wraps negative indices (x[-1] is the last
 # element) with a check on every access; for a signed index it cannot prove >= 0, that check
-# makes the address non-affine and LLVM stops vectorising the loop (3-4x slower here).
-# Unsigned indices skip the check. Only the innermost run index needs it.
+# makes the address non-affine and LLVM stops vectorising the loop, which then runs several
+# times slower. Unsigned indices skip the check. Only the innermost run index needs it.
 _INDEX = np.uintp
 
 
@@ -169,10 +169,10 @@ class _Workspace(threading.local):
     on their way to col2im or to y, and batch matrices of x or dY.
 
     Why: a freshly allocated array costs a page fault per 4 KiB page on first touch (the OS
-    hands out zeroed pages lazily), and on this machine that made a 19 MB im2col matrix
-    cost several times more to allocate than to fill; the benchmark conv2d fwd+bwd took
-    24 ms with fresh temporaries and 16 ms with reused ones. One grow-only buffer per role
-    and thread pays that once. Arrays handed back to the caller are always fresh.
+    hands out zeroed pages lazily), which can make a large im2col matrix cost more to
+    allocate than to fill, and conv2d forward + backward allocates several of them
+    (benchmarks/bench_conv.py measures the difference). One grow-only buffer per role and
+    thread pays that once. Arrays handed back to the caller are always fresh.
     """
 
     def __init__(self):
@@ -225,8 +225,9 @@ def _im2col_matrix(x, kernel_hw, stride, padding, dilation, output_hw):
 
 
 # Output pixels per image from which N per-image GEMMs writing straight into y beat one GEMM
-# over the whole batch followed by a transposing copy into y. Measured on the two benchmark
-# shapes: 4096 px/image, 3.8 vs 4.0 ms; 196 px/image, 3.3 vs 2.5 ms (small GEMMs run slower).
+# over the whole batch followed by a transposing copy into y: the per-image GEMMs save the
+# copy, but small GEMMs run slower. Tuned with benchmarks/bench_conv.py, whose two workloads
+# fall on either side of it (their convolution GEMMs write 64 x 64 and 14 x 14 px/image).
 _PER_IMAGE_GEMM_MIN_PIXELS = 1024
 
 
@@ -259,8 +260,8 @@ def _conv2d_weight_grad(grad_out, cols, weight_shape):
     """dW2d = dYmat @ cols.T: one GEMM whose reduction runs over the whole batch (N*OH*OW).
 
     grad_out (N, Cout, OH, OW) contiguous; cols (Cin*kh*kw, N*OH*OW) from `_im2col_matrix`.
-    Computed as (cols @ dYmat.T).T, which OpenBLAS runs faster than dYmat @ cols.T here
-    (3.9 vs 5.0 ms on the conv2d benchmark shape); the final transpose copies only dW.
+    Computed as (cols @ dYmat.T).T, which OpenBLAS runs faster than dYmat @ cols.T on the
+    conv2d shape of benchmarks/bench_conv.py; the final transpose copies only dW.
     """
     grad_out_matrix = _batch_matrix(grad_out, "matrix")
     return (cols @ grad_out_matrix.T).T.reshape(weight_shape)
@@ -331,25 +332,25 @@ def _contiguous(array, dtype):
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y = conv2d(x, weight, bias) as torch.nn.functional.conv2d (groups=1).
 
-    x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout,) or None.
-    Returns (y, None): the backward recomputes the im2col matrix rather than keeping it
-    alive between forward and backward (see the module docstring).
+    x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout,) or None. Returns y; the
+    backward recomputes the im2col matrix rather than keeping it alive between forward and
+    backward (see the module docstring).
     """
     x = np.ascontiguousarray(x)
     weight = _contiguous(weight, x.dtype)
     bias = _contiguous(bias, x.dtype)
     output_hw = conv2d_output_size(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     y, _ = _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation)
-    return y, None
+    return y
 
 
-def conv2d_backward(grad_y, x, weight, saved, stride, padding, dilation, needs_input_grad):
+def conv2d_backward(grad_y, x, weight, stride, padding, dilation, needs_input_grad):
     """Gradients of `conv2d_forward` with respect to (x, weight, bias), None where not needed.
 
     dx = col2im(W2d.T @ dYmat), dW = dYmat @ im2col(x).T, db = dY summed over (N, OH, OW).
+    needs_input_grad: (x, weight, bias) flags; bias False when the layer has none.
     With stride 1 the convolution is a transposed convolution with the flipped kernel, and
     that backward gets both dx and dW from one im2col of dY (module docstring).
-    `saved` is the forward's (None).
     """
     x = np.ascontiguousarray(x)
     grad_y = _contiguous(grad_y, x.dtype)
@@ -359,7 +360,7 @@ def conv2d_backward(grad_y, x, weight, saved, stride, padding, dilation, needs_i
     if stride == (1, 1):
         flipped_padding = _flip_padding(weight.shape[2:], padding, dilation)
         grad_x, grad_flipped, _ = conv_transpose2d_backward(
-            grad_y, x, _flip_kernel(weight), None, stride, flipped_padding, (0, 0), dilation,
+            grad_y, x, _flip_kernel(weight), stride, flipped_padding, (0, 0), dilation,
             (need_x, need_weight, False),
         )  # fmt: skip
         if need_weight:
@@ -383,7 +384,7 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     x (N, Cin, H, W), weight (Cin, Cout, kh, kw), bias (Cout,) or None. This is the input
     gradient of a convolution with the same weight read as (Cout_conv=Cin, Cin_conv=Cout):
     GEMM, then col2im. output_padding only enlarges the output (extra rows/cols at the
-    bottom/right). Returns (y, None): the backward needs nothing beyond x and weight.
+    bottom/right). Returns y; the backward needs nothing beyond x and weight.
     """
     x = np.ascontiguousarray(x)
     weight = _contiguous(weight, x.dtype)
@@ -391,19 +392,18 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     output_hw = conv_transpose2d_output_size(
         x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation
     )
-    y = _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
-    return y, None
+    return _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
 
 
 def conv_transpose2d_backward(
-    grad_y, x, weight, saved, stride, padding, output_padding, dilation, needs_input_grad
+    grad_y, x, weight, stride, padding, output_padding, dilation, needs_input_grad
 ):
     """Gradients of `conv_transpose2d_forward` with respect to (x, weight, bias).
 
     The transposed convolution's input gradient is a plain convolution of dY with the same
     weight (im2col(dY), then GEMM), and its weight gradient reuses that im2col matrix:
-    dW2d = Xmat @ im2col(dY).T. `saved` (None) and output_padding are unused: the shapes of
-    x and grad_y already fix everything.
+    dW2d = Xmat @ im2col(dY).T. needs_input_grad: (x, weight, bias) flags, as for
+    `conv2d_backward`; output_padding is unused (the shapes of x and grad_y fix everything).
     """
     x = np.ascontiguousarray(x)
     grad_y = _contiguous(grad_y, x.dtype)

@@ -19,9 +19,9 @@ decreasing score (equal scores: lower index first):
    if bit i of `removed` is clear, keep i and OR row i of the mask into `removed`.
 
 Step 2 touches n * n/64 words instead of n*n/2 IoUs, so almost all the time is the parallel
-step 1. The CUDA twin (torchvision's nms_kernel.cu) computes the mask in 64 x 64 tiles, one
-thread block per tile (rows of the tile = 64 threads, each testing its row box against the
-tile's 64 column boxes and writing one word), then runs the same sweep.
+step 1. The CUDA twin, like torchvision's CUDA kernel, computes the mask in 64 x 64 tiles,
+one thread block per tile (rows of the tile = 64 threads, each testing its row box against
+the tile's 64 column boxes and writing one word), then runs the same sweep.
 
 Precision: IoUs are computed in float64 for every input dtype (torchvision uses the boxes'
 dtype); the two can differ only for an IoU within float32 rounding of the threshold.
@@ -34,20 +34,20 @@ _WORD_BITS = 64
 
 
 @numba.njit(cache=True, error_model="numpy")
-def box_pair_iou(boxes, areas, i, j):
-    """IoU of boxes i and j (rows (x1, y1, x2, y2)); NaN (never > a threshold) when both have
-    zero area and do not overlap, as in torchvision."""
-    w = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
-    h = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+def box_pair_iou(box_a, box_b, area_a, area_b):
+    """IoU of two boxes (x1, y1, x2, y2) with areas area_a, area_b; NaN (never > a threshold)
+    when both have zero area and do not overlap, as in torchvision."""
+    w = max(0.0, min(box_a[2], box_b[2]) - max(box_a[0], box_b[0]))
+    h = max(0.0, min(box_a[3], box_b[3]) - max(box_a[1], box_b[1]))
     inter = w * h
-    return inter / (areas[i] + areas[j] - inter)
+    return inter / (area_a + area_b - inter)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def fill_mask_row(mask, boxes, areas, i, iou_threshold):
     """Row i of the mask: bit j set for every j > i with IoU(i, j) > iou_threshold."""
     for j in range(i + 1, boxes.shape[0]):
-        if box_pair_iou(boxes, areas, i, j) > iou_threshold:
+        if box_pair_iou(boxes[i], boxes[j], areas[i], areas[j]) > iou_threshold:
             mask[i, j // _WORD_BITS] |= np.uint64(1) << np.uint64(j % _WORD_BITS)
 
 

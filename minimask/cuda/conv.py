@@ -11,7 +11,7 @@ the same, with the same names and the same ``cols`` layout:
 
 and a transposed convolution is assembled from the same three building blocks,
 ``_conv2d_gemm``, ``_conv2d_input_grad`` and ``_conv2d_weight_grad``. The GEMMs are the
-tiled kernel of ``minimask/cuda/matmul.py``, which reads ``cols.T`` and the per-image
+tiled kernel of ``minimask/cuda/array/matmul.py``, which reads ``cols.T`` and the per-image
 views through their strides (no transposing copies).
 
 What changes on the GPU is the loop nest of the two kernels. The CPU kernels give one
@@ -27,16 +27,17 @@ here every ELEMENT is a thread, with the same flat-index decomposition:
   thread owns its output element, so there are no write conflicts, no atomics, and every
   element sums its terms in the same (i, j) order: deterministic, like the CPU version.
 
-Not carried over from the CPU: the 1x1 fast path and the stride-1 "flipped kernel" input
-gradient, which are CPU speed tricks (the GPU runs the general path).
+Not carried over from the CPU: the 1x1 fast path, the stride-1 "flipped kernel" input
+gradient, the per-image GEMMs into y and the workspace of reused buffers, which are CPU
+speed devices (the GPU runs the general path, into new arrays).
 """
 
 from numba import cuda
 
-from minimask.cuda.array import empty
-from minimask.cuda.creation import zeros
-from minimask.cuda.launch import grid
-from minimask.cuda.matmul import matmul
+from minimask.cuda.array.creation import zeros
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import grid
+from minimask.cuda.array.matmul import matmul
 from minimask.geometry.conv import conv2d_output_size, conv_transpose2d_output_size
 
 
@@ -114,8 +115,13 @@ def _per_image(matrix, batch):
     return matrix.reshape(rows, batch, -1).transpose(1, 0, 2)
 
 
-def _batch_matrix(images):
-    """(N, C, H, W) -> contiguous (C, N*H*W): the batch side by side along the columns."""
+def _batch_matrix(images, role):
+    """(N, C, H, W) -> contiguous (C, N*H*W): the batch side by side along the columns.
+
+    ``role`` names the CPU's workspace buffer for the matrix and is ignored here: the CUDA
+    backend has no workspace (a first touch of device memory costs no page fault, the
+    CPU's reason for one), so each call returns a new array.
+    """
     batch, channels = images.shape[:2]
     return images.reshape(batch, channels, -1).transpose(1, 0, 2).copy().reshape(channels, -1)
 
@@ -147,8 +153,13 @@ def _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation):
     return y.reshape(batch, out_channels, *output_hw), cols
 
 
-def _conv2d_weight_grad(grad_out_matrix, cols, weight_shape):
-    """dW2d = dYmat @ cols.T: one GEMM whose reduction runs over the whole batch (N*OH*OW)."""
+def _conv2d_weight_grad(grad_out, cols, weight_shape):
+    """dW2d = dYmat @ cols.T: one GEMM whose reduction runs over the whole batch (N*OH*OW).
+
+    grad_out (N, Cout, OH, OW) contiguous; cols (Cin*kh*kw, N*OH*OW) from `_im2col_matrix`.
+    The tiled matmul reads cols.T through its strides (no transposing copy).
+    """
+    grad_out_matrix = _batch_matrix(grad_out, "matrix")
     return matmul(grad_out_matrix, cols.T).reshape(weight_shape)
 
 
@@ -160,7 +171,7 @@ def _conv2d_input_grad(grad_y, weight, bias, input_hw, stride, padding, dilation
     Returns dx (N, Cin, *input_hw).
     """
     batch = grad_y.shape[0]
-    grad_cols = matmul(weight.reshape(weight.shape[0], -1).T, _batch_matrix(grad_y))
+    grad_cols = matmul(weight.reshape(weight.shape[0], -1).T, _batch_matrix(grad_y, "matrix"))
     grad_x_shape = (batch, weight.shape[1], *input_hw)
     if bias is None:
         grad_x = zeros(grad_x_shape, grad_y.dtype)
@@ -191,23 +202,23 @@ def _contiguous(array, dtype):
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y = conv2d(x, weight, bias) as torch.nn.functional.conv2d (groups=1).
 
-    x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout,) or None.
-    Returns (y, None): the backward recomputes the im2col matrix rather than keeping it
-    alive between forward and backward, as the CPU version does.
+    x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout,) or None. Returns y; the
+    backward recomputes the im2col matrix rather than keeping it alive between forward and
+    backward, as the CPU version does.
     """
     x = x.contiguous()
     weight = _contiguous(weight, x.dtype)
     bias = _contiguous(bias, x.dtype)
     output_hw = conv2d_output_size(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     y, _ = _conv2d_gemm(x, weight, bias, output_hw, stride, padding, dilation)
-    return y, None
+    return y
 
 
-def conv2d_backward(grad_y, x, weight, saved, stride, padding, dilation, needs_input_grad):
+def conv2d_backward(grad_y, x, weight, stride, padding, dilation, needs_input_grad):
     """Gradients of `conv2d_forward` with respect to (x, weight, bias), None where not needed.
 
     dx = col2im(W2d.T @ dYmat), dW = dYmat @ im2col(x).T, db = dY summed over (N, OH, OW).
-    `saved` is the forward's (None).
+    needs_input_grad: (x, weight, bias) flags; bias False when the layer has none.
     """
     x = x.contiguous()
     grad_y = _contiguous(grad_y, x.dtype)
@@ -216,7 +227,7 @@ def conv2d_backward(grad_y, x, weight, saved, stride, padding, dilation, needs_i
     grad_x = grad_weight = grad_bias = None
     if need_weight:
         cols = _im2col_matrix(x, weight.shape[2:], stride, padding, dilation, grad_y.shape[2:])
-        grad_weight = _conv2d_weight_grad(_batch_matrix(grad_y), cols, weight.shape)
+        grad_weight = _conv2d_weight_grad(grad_y, cols, weight.shape)
     if need_x:
         grad_x = _conv2d_input_grad(grad_y, weight, None, x.shape[2:], stride, padding, dilation)
     if need_bias:
@@ -228,7 +239,7 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     """y = conv_transpose2d(x, weight, bias) as torch.nn.functional.conv_transpose2d (groups=1).
 
     x (N, Cin, H, W), weight (Cin, Cout, kh, kw), bias (Cout,) or None: the input gradient
-    of a convolution with the same weight, GEMM then col2im. Returns (y, None).
+    of a convolution with the same weight, GEMM then col2im. Returns y.
     """
     x = x.contiguous()
     weight = _contiguous(weight, x.dtype)
@@ -236,17 +247,18 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     output_hw = conv_transpose2d_output_size(
         x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation
     )
-    y = _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
-    return y, None
+    return _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
 
 
 def conv_transpose2d_backward(
-    grad_y, x, weight, saved, stride, padding, output_padding, dilation, needs_input_grad
+    grad_y, x, weight, stride, padding, output_padding, dilation, needs_input_grad
 ):
     """Gradients of `conv_transpose2d_forward` with respect to (x, weight, bias).
 
     The input gradient is a plain convolution of dY with the same weight (im2col(dY), then
     GEMM), and the weight gradient reuses that im2col matrix: dW2d = Xmat @ im2col(dY).T.
+    needs_input_grad: (x, weight, bias) flags, as for `conv2d_backward`; output_padding is
+    unused (the shapes of x and grad_y fix everything).
     """
     x = x.contiguous()
     grad_y = _contiguous(grad_y, x.dtype)
@@ -261,7 +273,7 @@ def conv_transpose2d_backward(
             grad_y, tuple(weight.shape[2:]), stride, padding, dilation, input_hw
         )
     if need_weight:
-        grad_weight = _conv2d_weight_grad(_batch_matrix(x), grad_cols, weight.shape)
+        grad_weight = _conv2d_weight_grad(x, grad_cols, weight.shape)
     if need_bias:
         grad_bias = _bias_grad(grad_y)
     return grad_x, grad_weight, grad_bias

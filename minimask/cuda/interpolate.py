@@ -21,9 +21,9 @@ their threads may add to it at the same time; the CPU instead gives each work it
 from numba import cuda
 
 from minimask.cpu.interpolate import linear_source_weights, nearest_source_index
-from minimask.cuda.array import empty
-from minimask.cuda.creation import asarray, zeros
-from minimask.cuda.launch import grid
+from minimask.cuda.array.creation import asarray, zeros
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import grid
 
 
 @cuda.jit

@@ -2,7 +2,7 @@
 docstring: greedy NMS, the IoU formula, the score order with ties broken by lower index,
 and the split into a parallel IoU bitmask and a short sequential sweep).
 
-The steps, as in torchvision's ``nms_kernel.cu``:
+The steps, as in torchvision's CUDA NMS:
 
 1. sort on the GPU: ``order = argsort(-scores)`` (the backend's stable rank sort, so equal
    scores keep the lower index first), and gather the boxes into that order;
@@ -23,7 +23,7 @@ The steps, as in torchvision's ``nms_kernel.cu``:
    Every column box is read from global memory once per block instead of once per
    thread, and each word is written by exactly one thread (no atomics). Tiles below the
    diagonal (r > t) hold only pairs j < i: their blocks write zero words and stop;
-3. the sweep on the HOST: the mask (n * n/64 words, 20 kB for 2000 boxes) is copied back
+3. the sweep on the HOST: the mask (n * n/64 words, 500 kB for 2000 boxes) is copied back
    and the CPU's ``sweep`` walks it, as torchvision's CUDA nms does: the sweep is
    sequential (box i's fate depends on the boxes kept before it), so it would run on a
    single GPU thread, and a copy plus a fast host loop is cheaper than that;
@@ -39,25 +39,29 @@ import numpy as np
 from numba import cuda, float64
 
 from minimask.cpu.nms import sweep
-from minimask.cuda.array import empty
-from minimask.cuda.creation import asarray, to_numpy
-from minimask.cuda.sorting import argsort
+from minimask.cuda.array.creation import asarray, to_numpy
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.sorting import argsort
 
 _WORD_BITS = 64  # boxes per tile side = bits per mask word = threads per block
 
 
 @cuda.jit(device=True)
-def box_pair_iou(row_box, column_box):
-    """IoU of two boxes (x1, y1, x2, y2), row box first; NaN (never > a threshold) when
-    both have zero area and do not overlap, as in torchvision. The CPU's ``box_pair_iou``
-    reads precomputed areas; here each area is computed where it is needed, with the same
-    formula (x2 - x1) * (y2 - y1), so the numbers are the same."""
-    w = max(0.0, min(row_box[2], column_box[2]) - max(row_box[0], column_box[0]))
-    h = max(0.0, min(row_box[3], column_box[3]) - max(row_box[1], column_box[1]))
+def box_pair_iou(box_a, box_b, area_a, area_b):
+    """IoU of two boxes (x1, y1, x2, y2) with areas area_a, area_b; NaN (never > a threshold)
+    when both have zero area and do not overlap, as in torchvision. The CPU's function line
+    for line, as a device function; the kernel computes the areas (`_box_area`) that the
+    CPU precomputes for all boxes at once."""
+    w = max(0.0, min(box_a[2], box_b[2]) - max(box_a[0], box_b[0]))
+    h = max(0.0, min(box_a[3], box_b[3]) - max(box_a[1], box_b[1]))
     inter = w * h
-    row_area = (row_box[2] - row_box[0]) * (row_box[3] - row_box[1])
-    column_area = (column_box[2] - column_box[0]) * (column_box[3] - column_box[1])
-    return inter / (row_area + column_area - inter)
+    return inter / (area_a + area_b - inter)
+
+
+@cuda.jit(device=True)
+def _box_area(box):
+    """(x2 - x1) * (y2 - y1): the formula of the CPU's precomputed areas."""
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 @cuda.jit
@@ -91,10 +95,12 @@ def iou_bitmask_kernel(boxes, iou_threshold, mask):
 
     if x < row_count:
         i = row_start + x
+        row_area = _box_area(boxes[i])
         word = np.uint64(0)
         first = x + 1 if row_tile == column_tile else 0  # j > i within a diagonal tile
         for b in range(first, column_count):
-            if box_pair_iou(boxes[i], column_boxes[b]) > iou_threshold:
+            column_area = _box_area(column_boxes[b])
+            if box_pair_iou(boxes[i], column_boxes[b], row_area, column_area) > iou_threshold:
                 word |= np.uint64(1) << np.uint64(b)
         mask[i, column_tile] = word
 

@@ -20,9 +20,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import empty
-from minimask.cuda.creation import zeros
-from minimask.cuda.launch import grid
+from minimask.cuda.array.creation import zeros
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import grid
 
 
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation, output_hw):

@@ -48,9 +48,9 @@ still gives the same bits on every run of the same GPU.
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import empty
-from minimask.cuda.creation import zeros
-from minimask.cuda.launch import grid
+from minimask.cuda.array.creation import zeros
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import grid
 from minimask.geometry.roi_align import (
     bilinear_corners,
     outside_map,
@@ -89,7 +89,7 @@ def roi_align_forward_kernel(
 ):
     """out (K, C, PH, PW) = RoIAlign of input (N, C, H, W) for rois (K, 5) float64.
 
-    Loop nest (one thread per output element, grid-stride, see minimask/cuda/launch.py):
+    Loop nest (one thread per output element, grid-stride, see minimask/cuda/array/launch.py):
 
         for item = ((k*C + c)*PH + ph)*PW + pw     K*C*PH*PW threads
             acc = 0                                one float64 sum

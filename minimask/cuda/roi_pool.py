@@ -29,9 +29,9 @@ same parameter and is deterministic either way.
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import empty
-from minimask.cuda.creation import zeros
-from minimask.cuda.launch import grid
+from minimask.cuda.array.creation import zeros
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import grid
 from minimask.geometry.roi_pool import roi_pool_bin
 
 

@@ -25,39 +25,41 @@ def _pair(value, name):
     return pair
 
 
+def _needs_input_grad(ctx):
+    """(x, weight, bias): which gradients the backend's backward computes. The Function's
+    inputs are (x, weight) or (x, weight, bias); without a bias its flag is False."""
+    need_x, need_weight, *need_bias = ctx.needs_input_grad
+    return need_x, need_weight, any(need_bias)
+
+
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, *bias, stride, padding, dilation):
         ctx.geometry = (stride, padding, dilation)
-        y, saved = ctx.xp.conv2d_forward(x, weight, bias[0] if bias else None, *ctx.geometry)
-        ctx.save_for_backward(x, weight, saved)
-        ctx.has_bias = bool(bias)
-        return y
+        ctx.save_for_backward(x, weight)
+        return ctx.xp.conv2d_forward(x, weight, bias[0] if bias else None, *ctx.geometry)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, saved = ctx.saved_arrays
-        needs = ctx.needs_input_grad + (False,) * (3 - len(ctx.needs_input_grad))
-        grads = ctx.xp.conv2d_backward(grad_out, x, weight, saved, *ctx.geometry, needs)
-        return grads if ctx.has_bias else grads[:2]
+        x, weight = ctx.saved_arrays
+        grads = ctx.xp.conv2d_backward(grad_out, x, weight, *ctx.geometry, _needs_input_grad(ctx))
+        return grads[: len(ctx.needs_input_grad)]  # no bias gradient without a bias
 
 
 class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, weight, *bias, stride, padding, output_padding, dilation):
         ctx.geometry = (stride, padding, output_padding, dilation)
+        ctx.save_for_backward(x, weight)
         bias_array = bias[0] if bias else None
-        y, saved = ctx.xp.conv_transpose2d_forward(x, weight, bias_array, *ctx.geometry)
-        ctx.save_for_backward(x, weight, saved)
-        ctx.has_bias = bool(bias)
-        return y
+        return ctx.xp.conv_transpose2d_forward(x, weight, bias_array, *ctx.geometry)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, saved = ctx.saved_arrays
-        needs = ctx.needs_input_grad + (False,) * (3 - len(ctx.needs_input_grad))
-        grads = ctx.xp.conv_transpose2d_backward(grad_out, x, weight, saved, *ctx.geometry, needs)
-        return grads if ctx.has_bias else grads[:2]
+        x, weight = ctx.saved_arrays
+        needs = _needs_input_grad(ctx)
+        grads = ctx.xp.conv_transpose2d_backward(grad_out, x, weight, *ctx.geometry, needs)
+        return grads[: len(ctx.needs_input_grad)]
 
 
 def _check_operands(name, input, weight, bias, in_channels_dim, out_channels_dim):

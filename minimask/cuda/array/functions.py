@@ -1,14 +1,15 @@
 """The elementwise names of the backend interface: ``exp``, ``abs``, ``maximum``,
 ``less``, ``logical_and``, ``where``, ... Each is one call of ``elementwise.unary`` /
-``binary`` / ``where``, that is one kernel launch (``minimask/cuda/elementwise.py``).
+``binary`` / ``where``, that is one kernel launch (``minimask/cuda/array/elementwise.py``).
 
-They live apart from the kernels because some of them have the names of Python builtins
-(``abs``): a device function in elementwise.py that calls the builtin ``abs`` would find
-this module's ``abs`` instead, if it were defined there.
+They live apart from the scalar operations because some of them have the names of Python
+builtins (``abs``): a device function of scalar_ops.py that calls the builtin ``abs`` would
+find this module's ``abs`` instead, if it were defined there. (``sigmoid``, a name NumPy
+does not have, is ``minimask/cuda/array_ops.py``, the twin of the CPU's.)
 """
 
-from minimask.cuda import elementwise
-from minimask.cuda.elementwise import where  # noqa: F401
+from minimask.cuda.array import elementwise
+from minimask.cuda.array.elementwise import where  # noqa: F401
 
 
 def exp(x):
@@ -37,11 +38,6 @@ def abs(x):
 
 def sign(x):
     return elementwise.unary("sign", x)
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow, in x's dtype (like the CPU backend's)."""
-    return elementwise.unary("sigmoid", x, dtype=x.dtype)
 
 
 def maximum(a, b):

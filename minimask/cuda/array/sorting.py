@@ -22,8 +22,9 @@ which do O(n log n) work but need several passes that cooperate.
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import empty, normalize_axis
-from minimask.cuda.launch import element_offset, grid
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import element_offset, grid
+from minimask.cuda.array.layout import normalize_axis
 
 
 @cuda.jit(device=True)

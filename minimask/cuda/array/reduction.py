@@ -38,8 +38,9 @@ import numba
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import empty, normalize_axis
-from minimask.cuda.launch import element_offset, grid
+from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import element_offset, grid
+from minimask.cuda.array.layout import normalize_axis
 
 TREE_THREADS = 128  # threads of the one block of a full reduction (a power of two)
 

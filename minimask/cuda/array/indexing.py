@@ -1,6 +1,5 @@
-"""Indexing on the GPU: ``a[index]``, ``a[index] = value`` and the other gathers and
-scatters the autograd needs (``index_add``, ``take_along_axis``,
-``scatter_add_along_axis``, ``concatenate``), with NumPy's semantics.
+"""Indexing on the GPU: ``a[index]``, ``a[index] = value`` and its adjoint ``index_add``,
+with NumPy's semantics. (The gathers and scatters along one axis are ``along_axis.py``.)
 
 Basic indexing (ints, slices, None, ...) makes a VIEW: each int moves the offset and drops
 a dim, each slice ``start:stop:step`` moves the offset by ``start * stride`` and
@@ -34,16 +33,11 @@ NumPy, never a read of someone else's memory.
 import numpy as np
 from numba import cuda
 
-from minimask.cuda import elementwise
-from minimask.cuda.array import (
-    CudaArray,
-    broadcast_strides,
-    contiguous_strides,
-    empty,
-    normalize_axis,
-)
-from minimask.cuda.creation import asarray, to_numpy, zeros
-from minimask.cuda.launch import element_offset, grid
+from minimask.cuda.array import elementwise
+from minimask.cuda.array.creation import asarray, to_numpy, zeros
+from minimask.cuda.array.cuda_array import CudaArray, empty
+from minimask.cuda.array.launch import element_offset, grid
+from minimask.cuda.array.layout import broadcast_strides, contiguous_strides
 
 # ---------------------------------------------------------------------------- kernels
 
@@ -128,44 +122,6 @@ def _add_kernel(
         )
         value = values[element_offset(i, shape, values_strides, values_offset)]
         cuda.atomic.add(x, position, value)  # repeated indices: see the module docstring
-
-
-@cuda.jit
-def _take_along_axis_kernel(
-    out, shape, x, x_strides, x_offset, axis_stride, axis_size, index, index_strides, index_offset
-):
-    """out[i] = x[i's coordinates, with index[i] along the axis] (x's stride there is 0)."""
-    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        k = index[element_offset(i, shape, index_strides, index_offset)]
-        if k < 0:
-            k += axis_size
-        out[i] = x[element_offset(i, shape, x_strides, x_offset) + k * axis_stride]
-
-
-@cuda.jit
-def _scatter_add_along_axis_kernel(
-    size,
-    shape,
-    out,
-    out_strides,
-    axis_stride,
-    axis_size,
-    index,
-    index_strides,
-    index_offset,
-    values,
-    values_strides,
-    values_offset,
-):
-    """out[j's coordinates, with index[j] along the axis] += values[j], one thread per j."""
-    for j in range(cuda.grid(1), size, cuda.gridsize(1)):
-        k = index[element_offset(j, shape, index_strides, index_offset)]
-        if k < 0:
-            k += axis_size
-        position = element_offset(j, shape, out_strides, 0) + k * axis_stride
-        cuda.atomic.add(
-            out, position, values[element_offset(j, shape, values_strides, values_offset)]
-        )
 
 
 # ---------------------------------------------------------------------------- parsing an index
@@ -295,7 +251,7 @@ class _AdvancedIndex:
         for a, array in enumerate(arrays):
             self.indices[a] = array
         for a, size in enumerate(self.index_sizes):
-            _check_bounds(self.indices[a], size, dims[a])
+            check_bounds(self.indices[a], size, dims[a])
 
     def arguments(self):
         """The kernel arguments after the output/size ones: shape and addressing."""
@@ -315,7 +271,7 @@ class _AdvancedIndex:
         )
 
 
-def _check_bounds(index, size, axis):
+def check_bounds(index, size, axis):
     """IndexError unless every value of ``index`` lies in [-size, size)."""
     if index.size == 0:
         return
@@ -382,103 +338,4 @@ def index_add(shape, dtype, index, values):
         _add_kernel[grid(size)](
             size, *plan.arguments(), *_values(values, out.dtype, plan.shape, out)
         )
-    return out
-
-
-def take_along_axis(arr, indices, axis=-1):
-    """NumPy's ``take_along_axis``: out[..., j, ...] = arr[..., indices[..., j, ...], ...]
-    along ``axis``, arr and indices broadcast against each other in the other dims."""
-    if axis is None:
-        arr, axis = arr.reshape(-1), 0
-    axis = normalize_axis(axis, arr.ndim)
-    if indices.ndim != arr.ndim:
-        raise ValueError("`indices` and `arr` must have the same number of dimensions")
-    if indices.dtype.kind not in "iu":
-        raise IndexError("`indices` must be an integer array")
-    one = (1,)
-    shape = list(
-        np.broadcast_shapes(
-            arr.shape[:axis] + one + arr.shape[axis + 1 :],
-            indices.shape[:axis] + one + indices.shape[axis + 1 :],
-        )
-    )
-    shape[axis] = indices.shape[axis]
-    shape = tuple(shape)
-    out = empty(shape, arr.dtype)
-    if out.size == 0:
-        return out
-    _check_bounds(indices, arr.shape[axis], axis)
-    squeezed = arr._view(arr.shape[:axis] + one + arr.shape[axis + 1 :], arr.strides, arr.offset)
-    x_strides = list(broadcast_strides(squeezed, shape))
-    x_strides[axis] = 0  # the position along the axis comes from the index
-    _take_along_axis_kernel[grid(out.size)](
-        out.buffer,
-        shape,
-        arr.buffer,
-        tuple(x_strides),
-        arr.offset,
-        arr.strides[axis],
-        arr.shape[axis],
-        indices.buffer,
-        broadcast_strides(indices, shape),
-        indices.offset,
-    )
-    return out
-
-
-def scatter_add_along_axis(shape, index, values, axis):
-    """The adjoint of ``take_along_axis(x, index, axis)`` (torch.gather): a zero array of
-    ``shape`` with out[..., index[..., j, ...], ...] += values[..., j, ...] along ``axis``
-    (atomic adds: two j can name the same element)."""
-    out = zeros(shape, values.dtype)
-    if index.size == 0:
-        return out
-    axis = normalize_axis(axis, len(shape))
-    _check_bounds(index, shape[axis], axis)
-    out_strides = list(out.strides)
-    axis_stride = out_strides[axis]
-    out_strides[axis] = 0
-    _scatter_add_along_axis_kernel[grid(index.size)](
-        index.size,
-        index.shape,
-        out.buffer,
-        tuple(out_strides),
-        axis_stride,
-        shape[axis],
-        index.buffer,
-        index.strides,
-        index.offset,
-        values.buffer,
-        broadcast_strides(values, index.shape),
-        values.offset,
-    )
-    return out
-
-
-def concatenate(arrays, axis=0):
-    """Join arrays along ``axis``: a new array, each input copied into its slice of it."""
-    arrays = list(arrays)
-    if not arrays:
-        raise ValueError("need at least one array to concatenate")
-    first = arrays[0]
-    if first.ndim == 0:
-        raise ValueError("zero-dimensional arrays cannot be concatenated")
-    axis = normalize_axis(axis, first.ndim)
-    for position, a in enumerate(arrays):
-        if a.ndim != first.ndim or any(
-            n != m for d, (n, m) in enumerate(zip(a.shape, first.shape)) if d != axis
-        ):
-            raise ValueError(
-                f"concatenate: array {position} has shape {a.shape}, which does "
-                f"not match array 0's shape {first.shape} outside axis {axis}"
-            )
-    shape = list(first.shape)
-    shape[axis] = sum(a.shape[axis] for a in arrays)
-    out = empty(tuple(shape), np.result_type(*(a.dtype for a in arrays)))
-    start = 0
-    for a in arrays:
-        piece = [slice(None)] * out.ndim
-        piece[axis] = slice(start, start + a.shape[axis])
-        out[tuple(piece)] = a
-        start += a.shape[axis]
     return out

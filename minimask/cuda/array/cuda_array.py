@@ -17,7 +17,7 @@ views, and no kernel runs.
 Everything else launches a kernel. ``a + b`` calls ``CudaArray.__add__``, which calls
 ``elementwise.binary("add", a, b)``: NumPy decides the result's shape (broadcasting) and
 dtype, a new buffer is allocated, and ONE kernel launch runs one GPU thread per output
-element, each reading its two operands through their strides (``minimask/cuda/launch.py``).
+element, each reading its two operands through their strides (``minimask/cuda/array/launch.py``).
 Reductions (``a.sum(axis=1)``), indexing (``a[idx]``) and ``a @ b`` work the same way,
 each in its own file.
 
@@ -30,34 +30,19 @@ what to call instead), so a host computation cannot hide in GPU code.
 import numpy as np
 from numba import cuda
 
-
-def contiguous_strides(shape):
-    """Row-major strides (in elements) of ``shape``: the last dim has stride 1."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
+from minimask.cuda.array.layout import (
+    broadcast_strides,
+    contiguous_strides,
+    normalize_axis,
+    shape_tuple,
+)
 
 
 def empty(shape, dtype=np.float64):
     """A new contiguous CudaArray of ``shape`` and ``dtype``, uninitialised."""
-    shape = _shape_tuple(shape)
+    shape = shape_tuple(shape)
     size = int(np.prod(shape, dtype=np.int64))
     return CudaArray(cuda.device_array(size, dtype=np.dtype(dtype)), shape)
-
-
-def normalize_axis(axis, ndim):
-    """``axis`` as a non-negative int (negative axes count from the end)."""
-    if not -ndim <= axis < ndim:
-        raise np.exceptions.AxisError(axis, ndim)
-    return axis % ndim
-
-
-def _shape_tuple(shape):
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(n) for n in shape)
 
 
 class CudaArray:
@@ -67,7 +52,7 @@ class CudaArray:
 
     def __init__(self, buffer, shape, strides=None, offset=0):
         self.buffer = buffer
-        self.shape = _shape_tuple(shape)
+        self.shape = shape_tuple(shape)
         self.strides = contiguous_strides(self.shape) if strides is None else tuple(strides)
         self.offset = int(offset)
 
@@ -109,7 +94,7 @@ class CudaArray:
             raise ValueError("CudaArray.reshape supports order='C' only")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
-        shape = _shape_tuple(shape)
+        shape = shape_tuple(shape)
         if shape.count(-1) > 1:
             raise ValueError("can only specify one unknown dimension")
         if -1 in shape:
@@ -262,7 +247,7 @@ class CudaArray:
         return reduction.min(self.astype(np.bool_, copy=False), axis, keepdims)
 
     # ------------------------------------------------------------ operators
-    # Each one is a single elementwise kernel launch (minimask/cuda/elementwise.py).
+    # Each one is a single elementwise kernel launch (minimask/cuda/array/elementwise.py).
     def __add__(self, other):
         return elementwise.binary("add", self, other)
 
@@ -380,24 +365,8 @@ class CudaArray:
 def broadcast_to(array, shape):
     """A read-only-in-spirit view of ``array`` stretched to ``shape``: NumPy's broadcasting
     rule (align from the right; a dim of size 1 may stretch, with stride 0)."""
-    shape = _shape_tuple(shape)
+    shape = shape_tuple(shape)
     return array._view(shape, broadcast_strides(array, shape), array.offset)
-
-
-def broadcast_strides(array, shape):
-    """The strides that read ``array`` as if it had ``shape`` (0 along stretched dims)."""
-    extra = len(shape) - array.ndim
-    if extra < 0:
-        raise ValueError(f"cannot broadcast an array of shape {array.shape} to {shape}")
-    strides = [0] * extra
-    for n, m, s in zip(array.shape, shape[extra:], array.strides):
-        if n == m:
-            strides.append(s)
-        elif n == 1:
-            strides.append(0)
-        else:
-            raise ValueError(f"cannot broadcast an array of shape {array.shape} to {shape}")
-    return tuple(strides)
 
 
 def expand_dims(a, axis):
@@ -414,5 +383,5 @@ def expand_dims(a, axis):
 
 
 # The operations build on CudaArray, so they are imported after it (as Tensor does ops).
-from minimask.cuda import creation, elementwise, indexing, reduction  # noqa: E402
-from minimask.cuda.matmul import matmul  # noqa: E402
+from minimask.cuda.array import creation, elementwise, indexing, reduction  # noqa: E402
+from minimask.cuda.array.matmul import matmul  # noqa: E402

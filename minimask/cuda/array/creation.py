@@ -3,7 +3,6 @@
     asarray(data)    host data (NumPy array, list, number) or a CudaArray -> a new CudaArray
     to_numpy(a)      CudaArray -> a new host NumPy array
     empty / zeros / ones / full / arange    new arrays, NumPy's signatures
-    astype(a, dtype) a new CudaArray of another dtype
 
 Host -> device copies go through ``cuda.to_device`` of a contiguous host array, device ->
 host through ``copy_to_host`` of the buffer range a contiguous array occupies (a strided
@@ -15,9 +14,9 @@ runs from one seed see the same numbers.
 import numpy as np
 from numba import cuda
 
-from minimask.cuda import elementwise
-from minimask.cuda.array import CudaArray
-from minimask.cuda.array import empty as _empty
+from minimask.cuda.array import elementwise
+from minimask.cuda.array.cuda_array import CudaArray
+from minimask.cuda.array.cuda_array import empty as _empty
 
 
 def asarray(data, dtype=None):
@@ -39,11 +38,6 @@ def to_numpy(array):
     array = array.contiguous()
     flat = array.buffer[array.offset : array.offset + array.size]
     return flat.copy_to_host().reshape(array.shape)
-
-
-def astype(array, dtype):
-    """``array`` converted to ``dtype`` (a new array)."""
-    return elementwise.astype(array, np.dtype(dtype))
 
 
 def empty(shape, dtype=None):

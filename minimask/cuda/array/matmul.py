@@ -32,8 +32,9 @@ import numba
 import numpy as np
 from numba import cuda
 
-from minimask.cuda.array import CudaArray, broadcast_strides, empty
-from minimask.cuda.launch import element_offset
+from minimask.cuda.array.cuda_array import CudaArray, empty
+from minimask.cuda.array.launch import element_offset
+from minimask.cuda.array.layout import broadcast_strides
 
 TILE = 16
 MAX_BATCH = 65535  # the grid's z dimension (the batch) may not be larger

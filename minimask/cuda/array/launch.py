@@ -14,7 +14,7 @@ Thread t (``cuda.grid(1)``) handles items t, t + T, t + 2T, ... where T
 (``cuda.gridsize(1)``) is the number of threads launched. ``grid(n)`` launches one thread
 per item on a GPU (blocks of 128 threads, a multiple of the 32-thread warp), so each
 thread runs the loop body once. In numba's simulator, which starts one Python thread per
-GPU thread (about 0.3 ms each, far more than the work of one item), ``grid(n)`` launches
+GPU thread (starting one costs far more than the work of one item), ``grid(n)`` launches
 at most one warp, 32 threads, that share the items: the same kernel, the same results,
 many times faster to simulate.
 
