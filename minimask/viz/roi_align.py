@@ -256,9 +256,7 @@ def _draw_samples(ax, flat, height, width):
         gid="samples",
         zorder=3,
     )
-    outside = (
-        (flat[:, 0] < -1.0) | (flat[:, 0] > height) | (flat[:, 1] < -1.0) | (flat[:, 1] > width)
-    )
+    outside = np.array([outside_map(y, x, height, width) for y, x in flat], dtype=bool)
     if outside.any():
         ax.scatter(
             flat[outside, 1],
