@@ -19,8 +19,9 @@ import pytest
 import torch
 
 import minimask as mm
-from minimask.models.backbone import BasicBlock, ResNetGN, group_count
+from minimask.models.backbone import BasicBlock, ResNetGN
 from minimask.models.fpn import FPN
+from minimask.nn.normalization import group_count
 
 LEVELS = {"c2": 4, "c3": 8, "c4": 16, "c5": 32}
 PYRAMID = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}

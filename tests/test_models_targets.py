@@ -34,7 +34,8 @@ def test_encode_hand_worked_delta():
 
 def test_encode_decode_round_trip():
     """Reference: decode(encode(g, p), p) == g, float64, tolerance 1e-12, for random boxes
-    whose size ratios stay well inside the clip (both weight settings of DESIGN.md)."""
+    whose size ratios stay well inside the clip (both weight settings: the RPN's (1, 1, 1, 1)
+    and the box head's (10, 10, 5, 5))."""
     rng = np.random.default_rng(0)
     xy = rng.uniform(-50, 50, size=(20, 2, 2))
     wh = rng.uniform(1, 80, size=(20, 2, 2))
@@ -94,26 +95,26 @@ def test_matcher_thresholds_and_boundaries():
     (between: low <= v < high); 0.29 -> -1 (below: v < low); 0.6 from gt 1 -> -2. Exact."""
     iou = [[0.9, 0.7, 0.69, 0.3, 0.29, 0.5], [0.1, 0.2, 0.0, 0.0, 0.0, 0.6]]
     matcher = Matcher(0.7, 0.3, allow_low_quality_matches=False)
-    for dtype in (minimask.float32, minimask.float64):
-        matches = matcher(minimask.tensor(iou, dtype=dtype))
-        assert matches.dtype == minimask.int64
+    for dtype in (np.float32, np.float64):
+        matches = matcher(np.array(iou, dtype=dtype))
+        assert matches.dtype == np.int64
         assert matches.tolist() == [0, 0, -2, -2, -1, -2]
     assert Matcher.BELOW_LOW_THRESHOLD == -1 and Matcher.BETWEEN_THRESHOLDS == -2
     # RoI-head style: high == low == 0.5, nothing is "between"
-    assert Matcher(0.5, 0.5)(minimask.tensor([[0.5, 0.49]])).tolist() == [0, -1]
+    assert Matcher(0.5, 0.5)(np.array([[0.5, 0.49]])).tolist() == [0, -1]
 
 
 def test_matcher_tie_between_gts_takes_first():
     """By hand: a prediction with equal best IoU 0.8 to gts 0 and 1 goes to gt 0 (argmax
     returns the first maximum, as torch.max does on CPU). Exact."""
-    assert Matcher(0.7, 0.3)(minimask.tensor([[0.8, 0.1], [0.8, 0.9]])).tolist() == [0, 1]
+    assert Matcher(0.7, 0.3)(np.array([[0.8, 0.1], [0.8, 0.9]])).tolist() == [0, 1]
 
 
 def test_matcher_low_quality_rule_with_ties():
     """By hand: gt 0's best IoU is 0.5, shared by predictions 1 and 2 (a tie): both are
     matched to gt 0 and flagged low-quality-only; prediction 0 (0.9 with gt 1) is an ordinary
     positive, not flagged; prediction 3 stays -1. Without the rule: [1, -2, -2, -1]. Exact."""
-    iou = minimask.tensor([[0.2, 0.5, 0.5, 0.1], [0.9, 0.4, 0.1, 0.0]])
+    iou = np.array([[0.2, 0.5, 0.5, 0.1], [0.9, 0.4, 0.1, 0.0]])
     assert Matcher(0.7, 0.3)(iou).tolist() == [1, -2, -2, -1]
     matches, low_quality = Matcher(0.7, 0.3, allow_low_quality_matches=True).match(iou)
     assert matches.tolist() == [1, 0, 0, -1]
@@ -125,7 +126,7 @@ def test_matcher_low_quality_rule_with_ties():
 def test_matcher_low_quality_uses_the_predictions_own_best_gt():
     """By hand (torchvision's rule): prediction 0 is gt 0's best (0.6) but overlaps gt 1 more
     (0.65), so it is matched to gt 1, its argmax; prediction 1 (0.1) stays -1. Exact."""
-    iou = minimask.tensor([[0.6, 0.1], [0.65, 0.0]])
+    iou = np.array([[0.6, 0.1], [0.65, 0.0]])
     matches, low_quality = Matcher(0.7, 0.3, allow_low_quality_matches=True).match(iou)
     assert matches.tolist() == [1, -1]
     assert low_quality.tolist() == [True, False]
@@ -134,9 +135,9 @@ def test_matcher_low_quality_uses_the_predictions_own_best_gt():
 def test_matcher_empty_raises():
     """Reference: torchvision raises when an image has no ground truth or no predictions."""
     with pytest.raises(ValueError, match="ground-truth"):
-        Matcher(0.7, 0.3)(minimask.zeros(0, 5))
+        Matcher(0.7, 0.3)(np.zeros((0, 5)))
     with pytest.raises(ValueError, match="proposal"):
-        Matcher(0.7, 0.3)(minimask.zeros(2, 0))
+        Matcher(0.7, 0.3)(np.zeros((2, 0)))
 
 
 # ---------------------------------------------------------------- sampler
@@ -145,7 +146,7 @@ def test_matcher_empty_raises():
 def _labels(num_pos, num_neg, num_ignore, seed=0):
     values = np.array([1] * num_pos + [0] * num_neg + [-1] * num_ignore, dtype=np.int64)
     values[: num_pos // 2] = 3  # any label >= 1 is a positive (a class index)
-    return minimask.tensor(np.random.default_rng(seed).permutation(values))
+    return np.random.default_rng(seed).permutation(values)
 
 
 @pytest.mark.parametrize(
@@ -164,9 +165,8 @@ def test_sampler_counts_and_no_ignored(num_pos, num_neg, batch, fraction, expect
     labels = _labels(num_pos, num_neg, 20)
     pos, neg = BalancedPositiveNegativeSampler(batch, fraction)(labels)
     assert (len(pos), len(neg)) == expected
-    assert pos.dtype == neg.dtype == minimask.int64
-    host = labels.numpy()
-    assert (host[pos.numpy()] >= 1).all() and (host[neg.numpy()] == 0).all()
+    assert pos.dtype == neg.dtype == np.int64
+    assert (labels[pos] >= 1).all() and (labels[neg] == 0).all()
     assert len(set(pos.tolist())) == len(pos) and len(set(neg.tolist())) == len(neg)
 
 
@@ -260,6 +260,6 @@ def test_level_for_boxes_boundaries():
     levels = level_for_boxes(boxes)
     assert levels.dtype == minimask.int64
     assert levels.tolist() == [4, 4, 3, 3, 5, 5, 2, 2, 2]
-    # canonical size scaled to the input (DESIGN.md): a 112 box is then canonical
+    # canonical size scaled to the input (MaskRCNNConfig.scaled_to): a 112 box is then canonical
     assert level_for_boxes(boxes[2:3], canonical_size=112).tolist() == [4]
     assert level_for_boxes(boxes[:1], k_min=3, k_max=3).tolist() == [3]

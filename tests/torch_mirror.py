@@ -436,7 +436,7 @@ class RecordingSampler:
 
     def __call__(self, labels):
         positive, negative = self.sampler(labels)
-        self.draws.append((positive.numpy().copy(), negative.numpy().copy()))
+        self.draws.append((positive.copy(), negative.copy()))
         return positive, negative
 
 

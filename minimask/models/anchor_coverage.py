@@ -82,9 +82,9 @@ def anchor_coverage(dataset, cfg):
             continue
         anchors, (sy, sx) = image_anchors(cfg, *image.shape[-2:], generator)
         scaled = boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
-        iou = box_iou(tensor(scaled), anchors)
-        matches, low_quality = (t.numpy() for t in matcher.match(iou))
-        best.append(iou.numpy().max(axis=1))
+        iou = box_iou(tensor(scaled), anchors).numpy()
+        matches, low_quality = matcher.match(iou)
+        best.append(iou.max(axis=1))
         for g in range(len(boxes)):
             mine = matches == g
             none.append(not mine.any())

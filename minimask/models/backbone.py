@@ -48,18 +48,7 @@ Parameter names follow torchvision's ResNet (``conv1``, ``gn1`` for ``bn1``, ``l
 
 from minimask import nn
 from minimask.nn import functional as F
-
-
-def group_count(num_groups, num_channels):
-    """The largest number of groups <= ``num_groups`` that divides ``num_channels``
-    (GroupNorm needs equal groups): group_count(8, 32) == 8, group_count(8, 4) == 4,
-    group_count(8, 12) == 6."""
-    for groups in range(min(num_groups, num_channels), 0, -1):
-        if num_channels % groups == 0:
-            return groups
-    raise ValueError(
-        f"num_groups and num_channels must be positive, got {num_groups}, {num_channels}"
-    )
+from minimask.nn.normalization import group_count
 
 
 class BasicBlock(nn.Module):

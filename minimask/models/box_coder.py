@@ -9,7 +9,7 @@ width = x2 - x1 (no "+1"). With the centre (px, py) and size (pw, ph) of a propo
 
 The deltas do not depend on where the proposal is or how big it is, which is what lets one
 regression head serve every box. The weights scale the targets to a similar range: (1, 1, 1, 1)
-for the RPN, (10, 10, 5, 5) for the box head (DESIGN.md).
+for the RPN, (10, 10, 5, 5) for the box head (torchvision's and detectron2's weights).
 """
 
 import math

@@ -41,6 +41,9 @@ class FPN(nn.Module):
     def __init__(self, in_channels_list, out_channels):
         super().__init__()
         self.out_channels = out_channels
+        levels = len(in_channels_list)
+        # the names of forward's outputs, finest first: p2 .. p(levels+1), then the extra one
+        self.level_names = tuple(f"p{level + 2}" for level in range(levels + 1))
         self.lateral_convs = nn.ModuleList(
             [nn.Conv2d(channels, out_channels, 1) for channels in in_channels_list]
         )
@@ -67,6 +70,5 @@ class FPN(nn.Module):
             top_down = F.interpolate(inner, size=lateral.shape[-2:], mode="nearest")
             inner = lateral + top_down
             outputs.insert(0, self.output_convs[level](inner))
-        result = {f"p{level + 2}": p for level, p in enumerate(outputs)}
-        result[f"p{len(outputs) + 2}"] = F.max_pool2d(outputs[-1], kernel_size=1, stride=2)
-        return result
+        outputs.append(F.max_pool2d(outputs[-1], kernel_size=1, stride=2))
+        return dict(zip(self.level_names, outputs))

@@ -3,8 +3,8 @@
     k = clamp(floor(canonical_level + log2(sqrt(area) / canonical_size + eps)), k_min, k_max)
 
 A 224 x 224 box (the ImageNet size) goes to P4; each halving of its side goes one level
-finer, each doubling one coarser: small boxes are pooled from high-resolution maps. DESIGN.md
-scales ``canonical_size`` to the model's input size.
+finer, each doubling one coarser: small boxes are pooled from high-resolution maps.
+``MaskRCNNConfig.scaled_to`` scales ``canonical_size`` with the model's input size.
 
 This is maskrcnn-benchmark's form (eps inside the log); torchvision's LevelMapper adds eps
 after the log2 instead and returns k - k_min. Both agree except within ~1e-6 of a level

@@ -29,6 +29,9 @@ from minimask.models.transform import RCNNTransform
 
 LOSS_NAMES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask")
 
+# The FPN levels the RoI heads pool from; P6 serves the RPN only (the FPN paper's choice).
+ROI_LEVELS = ("p2", "p3", "p4", "p5")
+
 
 class MaskRCNN(nn.Module):
     """``MaskRCNN(cfg)`` for a MaskRCNNConfig ``cfg``; see the module docstring."""
@@ -46,6 +49,11 @@ class MaskRCNN(nn.Module):
         """[P2, .., P6] of a normalised, padded batch (N, 3, H, W)."""
         return list(self.fpn(self.backbone(batch)).values())
 
+    def roi_features(self, features):
+        """The levels of ``features`` ([P2, .., P6]) that the RoI heads pool from, by name."""
+        by_name = dict(zip(self.fpn.level_names, features))
+        return [by_name[name] for name in ROI_LEVELS]
+
     def forward(self, images, targets=None):
         """Training: the loss dict. Eval: the detections, computed without a graph (the
         whole forward runs under no_grad, so inference keeps no activations alive)."""
@@ -61,7 +69,9 @@ class MaskRCNN(nn.Module):
         batch, image_sizes, targets = self.transform(images, targets)
         features = self.features(batch)
         proposals, rpn_losses = self.rpn(tuple(batch.shape[-2:]), image_sizes, features, targets)
-        detections, roi_losses = self.roi_heads(features[:4], proposals, image_sizes, targets)
+        detections, roi_losses = self.roi_heads(
+            self.roi_features(features), proposals, image_sizes, targets
+        )
         if self.training:
             return {**rpn_losses, **roi_losses}
         return self.transform.postprocess(detections, image_sizes, original_sizes)

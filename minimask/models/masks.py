@@ -7,7 +7,8 @@ target is the matched ground-truth mask resampled into that proposal box:
                           spatial_scale=1, sampling_ratio, aligned=True)
 
 as torchvision's ``project_masks_on_boxes``, except torchvision uses aligned=False; minimask
-uses aligned=True everywhere (DESIGN.md), so target cell (i, j) averages the gt mask at the
+uses aligned=True everywhere (the half-pixel shift that puts a box edge on the pixel
+boundary it names), so target cell (i, j) averages the gt mask at the
 real positions inside the proposal's bin (i, j), with pixel x's value sitting at its centre
 x + 0.5. The targets are NOT thresholded (torchvision does not either): a cell that straddles
 the mask's border gets a fractional value in [0, 1], which is a valid BCE target and a

@@ -6,8 +6,8 @@ torchvision.ops.MultiScaleRoIAlign semantics, with two stated differences:
    stride 2**k, so it is pooled with ``spatial_scale = 1 / 2**k`` (torchvision infers the
    scale of each map as 2**round(log2(feature_size / image_size)), which is the same number
    for an FPN whose level k is the input downsampled k times).
-2. RoIAlign runs with ``aligned=True`` (DESIGN.md: "The model uses aligned=True");
-   torchvision's pooler uses aligned=False.
+2. RoIAlign runs with ``aligned=True`` (the half-pixel shift of detectron2, which puts a
+   box edge on the pixel boundary it names); torchvision's pooler uses aligned=False.
 
 For box b = (x1, y1, x2, y2) the level is (minimask.models.level_mapper, FPN paper eq. 1)
 
@@ -42,7 +42,7 @@ class MultiScaleRoIAlign:
     canonical_level=4, k_min=2, k_max=5, method="align")``; see the module docstring.
 
     ``canonical_size`` is a parameter so a model on small inputs can scale it with its
-    input size (DESIGN.md: "canonical size scaled to the model's input size").
+    input size (``MaskRCNNConfig.scaled_to`` does, with the anchor sizes).
     """
 
     def __init__(

@@ -40,14 +40,14 @@ from minimask import nn
 from minimask.autograd.factories import tensor, zeros
 from minimask.autograd.grad_mode import no_grad
 from minimask.autograd.ops import cat, sigmoid, softmax
-from minimask.models.backbone import group_count
 from minimask.models.box_coder import BoxCoder
+from minimask.models.crowd import crowd_covered
 from minimask.models.masks import mask_targets
 from minimask.models.matcher import Matcher
 from minimask.models.poolers import MultiScaleRoIAlign
-from minimask.models.rpn import crowd_covered
 from minimask.models.sampler import BalancedPositiveNegativeSampler
 from minimask.nn import functional as F
+from minimask.nn.normalization import group_count
 from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
 BOX_LOSS_BETA = 1.0 / 9  # smooth-L1 beta of the box head's loss (torchvision)
@@ -169,14 +169,14 @@ class RoIHeads(nn.Module):
             gt_boxes = target["boxes"].detach().to(image_proposals.dtype)
             candidates = cat([image_proposals.detach(), gt_boxes])
             host_labels, host_matched = self._label_proposals(candidates, gt_boxes, target)
-            pos, neg = self.sampler(tensor(host_labels))
-            keep = np.concatenate([pos.numpy(), neg.numpy()]).astype(np.int64)
+            pos, neg = self.sampler(host_labels)
+            keep = np.concatenate([pos, neg]).astype(np.int64)
             keep_t = tensor(keep, device=candidates.device)
             chosen = candidates[keep_t]
             image_labels = host_labels[keep]
             image_matched = host_matched[keep]
             deltas = np.zeros((len(keep), 4), dtype=chosen.dtype)
-            num_pos = len(pos.numpy())
+            num_pos = len(pos)
             if num_pos:
                 positive = tensor(np.arange(num_pos), device=chosen.device)
                 matched_boxes = gt_boxes[tensor(image_matched[:num_pos], device=chosen.device)]
@@ -194,7 +194,7 @@ class RoIHeads(nn.Module):
             labels = np.zeros(count, dtype=np.int64)
             matched = np.zeros(count, dtype=np.int64)
         else:
-            matches = self.matcher(box_iou(gt_boxes, candidates)).numpy()
+            matches = self.matcher(box_iou(gt_boxes, candidates).numpy())
             matched = np.clip(matches, 0, None)
             labels = target["labels"].numpy().astype(np.int64)[matched]
             labels[matches == Matcher.BELOW_LOW_THRESHOLD] = 0

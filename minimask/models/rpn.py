@@ -30,13 +30,13 @@ from minimask.autograd.factories import tensor
 from minimask.autograd.ops import cat, sigmoid, topk
 from minimask.models.anchors import AnchorGenerator
 from minimask.models.box_coder import BoxCoder
+from minimask.models.crowd import crowd_covered
 from minimask.models.matcher import Matcher
 from minimask.models.sampler import BalancedPositiveNegativeSampler
 from minimask.nn import functional as F
 from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
 RPN_BOX_LOSS_BETA = 1.0 / 9  # smooth-L1 beta of the RPN box loss (torchvision, Detectron)
-CROWD_IGNORE_THRESHOLD = 0.5  # intersection / anchor area above this: ignored (see rpn_targets)
 
 
 class RPNHead(nn.Module):
@@ -88,19 +88,6 @@ def concat_box_prediction_layers(objectness, deltas):
     return cat(flat_logits, dim=1), cat(flat_deltas, dim=1)
 
 
-def crowd_covered(anchors, crowd_boxes):
-    """bool (P,): anchors whose intersection with some crowd box is more than
-    CROWD_IGNORE_THRESHOLD of the anchor's own area (NumPy arrays in, no gradient)."""
-    if crowd_boxes is None or len(crowd_boxes) == 0:
-        return np.zeros(len(anchors), dtype=np.bool_)
-    top_left = np.maximum(anchors[:, None, :2], crowd_boxes[None, :, :2])  # (P, C, 2)
-    bottom_right = np.minimum(anchors[:, None, 2:], crowd_boxes[None, :, 2:])
-    wh = np.clip(bottom_right - top_left, 0, None)
-    inter = wh[..., 0] * wh[..., 1]  # (P, C)
-    area = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])  # (P,)
-    return (inter > CROWD_IGNORE_THRESHOLD * area[:, None]).any(axis=1)
-
-
 def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
     """Training targets of one image.
 
@@ -124,7 +111,7 @@ def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
     labels = np.zeros(num_anchors, dtype=np.float32)
     targets = np.zeros((num_anchors, 4), dtype=host_anchors.dtype)
     if gt_boxes is not None and gt_boxes.shape[0] > 0:
-        matches = matcher(box_iou(gt_boxes, anchors)).numpy()  # (P,)
+        matches = matcher(box_iou(gt_boxes, anchors).numpy())  # (P,)
         labels[matches >= 0] = 1
         labels[matches == matcher.BETWEEN_THRESHOLDS] = -1
         positive = np.flatnonzero(matches >= 0)
@@ -156,10 +143,10 @@ def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
     num_images, num_anchors = objectness.shape
     pos_rows, neg_rows = [], []
     for i in range(num_images):
-        pos, neg = sampler(labels[i])
+        pos, neg = sampler(labels[i].numpy())
         offset = i * num_anchors  # rows of the (N * P) flattened batch
-        pos_rows.append(pos.numpy() + offset)
-        neg_rows.append(neg.numpy() + offset)
+        pos_rows.append(pos + offset)
+        neg_rows.append(neg + offset)
     pos_idx = np.concatenate(pos_rows).astype(np.int64)
     sampled = np.concatenate([pos_idx, *neg_rows]).astype(np.int64)
     if sampled.size == 0:

@@ -1,8 +1,8 @@
 """Pick a fixed-size, class-balanced set of training examples from the matched labels.
 
-torchvision.models.detection._utils.BalancedPositiveNegativeSampler semantics, for one image.
-Labels: >= 1 positive, 0 negative (background), -1 ignored (e.g. between thresholds).
-Without it the thousands of easy background anchors would swamp the loss:
+torchvision.models.detection._utils.BalancedPositiveNegativeSampler semantics, for one
+image, on NumPy arrays. Labels: >= 1 positive, 0 negative (background), -1 ignored (e.g.
+between thresholds). Without it the thousands of easy background anchors would swamp the loss:
 
     num_pos = min(#positives, int(batch_size_per_image * positive_fraction))
     num_neg = min(#negatives, batch_size_per_image - num_pos)
@@ -14,7 +14,6 @@ minimask's global generator, so ``minimask.manual_seed`` makes it reproducible.
 import numpy as np
 
 from minimask.autograd import random
-from minimask.autograd.factories import tensor
 
 
 class BalancedPositiveNegativeSampler:
@@ -23,12 +22,17 @@ class BalancedPositiveNegativeSampler:
         self.positive_fraction = positive_fraction
 
     def __call__(self, labels):
-        """labels: integer Tensor (P,) -> (positive indices, negative indices), two int64
-        Tensors into ``labels``. Unlike torchvision (a list of images, 0/1 masks back),
+        """labels: integer NumPy array (P,) -> (positive indices, negative indices), two
+        int64 arrays into ``labels``. Unlike torchvision (a list of images, 0/1 masks back),
         this takes one image and returns indices; call it once per image."""
+        if not isinstance(labels, np.ndarray):
+            raise TypeError(
+                f"sampler: labels must be a NumPy array (P,), got {type(labels).__name__}; "
+                "pass labels.numpy() for a Tensor"
+            )
         if labels.ndim != 1:
             raise ValueError(f"sampler: labels must be 1-D (P,), got {labels.shape}")
-        host = labels.numpy()
+        host = labels
         positive = np.flatnonzero(host >= 1)
         negative = np.flatnonzero(host == 0)
         num_pos = min(positive.size, int(self.batch_size_per_image * self.positive_fraction))
@@ -36,4 +40,4 @@ class BalancedPositiveNegativeSampler:
         generator = random.default_generator()
         pos_idx = positive[generator.permutation(positive.size)[:num_pos]].astype(np.int64)
         neg_idx = negative[generator.permutation(negative.size)[:num_neg]].astype(np.int64)
-        return tensor(pos_idx, device=labels.device), tensor(neg_idx, device=labels.device)
+        return pos_idx, neg_idx

@@ -19,6 +19,18 @@ from minimask.nn.module import Module
 from minimask.nn.parameter import Parameter
 
 
+def group_count(num_groups, num_channels):
+    """The largest number of groups <= ``num_groups`` that divides ``num_channels``
+    (GroupNorm needs equal groups): group_count(8, 32) == 8, group_count(8, 4) == 4,
+    group_count(8, 12) == 6."""
+    for groups in range(min(num_groups, num_channels), 0, -1):
+        if num_channels % groups == 0:
+            return groups
+    raise ValueError(
+        f"num_groups and num_channels must be positive, got {num_groups}, {num_channels}"
+    )
+
+
 class GroupNorm(Module):
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
         super().__init__()
