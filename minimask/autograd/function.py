@@ -20,6 +20,7 @@ input's shape in one place (see ``engine.unbroadcast``).
 from minimask.autograd import grad_mode
 from minimask.autograd.device import backend_for
 from minimask.autograd.dtypes import is_floating
+from minimask.autograd.version import SavedVersion
 
 
 class Context:
@@ -36,10 +37,25 @@ class Context:
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         self.xp = xp
         self._saved = ()
+        self._saved_versions = ()
         self._released = False
 
     def save_for_backward(self, *arrays):
         self._saved = arrays
+
+    def record_versions(self, output):
+        """Remember the version of every input (and the output) whose memory a saved array
+        shares, so that backward can tell whether it was written in place since
+        (``minimask/autograd/version.py``)."""
+        tensors = [(t, f"input {i}") for i, t in enumerate(self.inputs)] + [(output, "output")]
+        versions = []
+        for t, role in tensors:
+            if any(
+                a is not None and hasattr(a, "shape") and self.xp.shares_memory(a, t.data)
+                for a in self._saved
+            ):
+                versions.append(SavedVersion(t._version, t.shape, role))
+        self._saved_versions = tuple(versions)
 
     @property
     def saved_arrays(self):
@@ -49,11 +65,14 @@ class Context:
                 "its saved arrays were freed after the first backward. "
                 "Pass retain_graph=True to the first backward() to keep them."
             )
+        for saved in self._saved_versions:
+            saved.check(self.function.__name__)
         return self._saved
 
     def release(self):
         """Drop the saved arrays (after backward, unless the graph is retained)."""
         self._saved = ()
+        self._saved_versions = ()
         self._released = True
 
     @property
@@ -94,6 +113,11 @@ class Function:
         record = (
             grad_mode.is_grad_enabled() and any(ctx.needs_input_grad) and is_floating(out.dtype)
         )
-        if not record:
-            return Tensor(out, device)
-        return Tensor(out, device, requires_grad=True, grad_fn=ctx)
+        result = Tensor(out, device, requires_grad=record, grad_fn=ctx if record else None)
+        for t in inputs:  # a view of an input shares its storage, so its version counter
+            if ctx.xp.shares_memory(out, t.data):
+                result._version = t._version
+                break
+        if record:
+            ctx.record_versions(result)
+        return result

@@ -14,9 +14,10 @@ to them, with PyTorch's names and semantics.
 
 import numpy as np
 
-from minimask.autograd import engine
+from minimask.autograd import engine, grad_mode
 from minimask.autograd.device import backend_for, normalize_device
 from minimask.autograd.dtypes import as_dtype, is_floating
+from minimask.autograd.version import VersionCounter
 
 
 class Tensor:
@@ -28,7 +29,8 @@ class Tensor:
             # NumPy returns a scalar (np.float32), not a 0-d array, from most operations on
             # 0-d arrays; a scalar cannot be written in place (zero_, t[...] = v)
             data = np.asarray(data)
-        self.data = data
+        self._data = data
+        self._version = VersionCounter()
         self.device = device
         self.grad = None
         self.grad_fn = grad_fn
@@ -37,6 +39,19 @@ class Tensor:
         self.requires_grad = requires_grad
 
     # ---------------------------------------------------------------- properties
+    @property
+    def data(self):
+        """The backend array (NumPy on "cpu", CudaArray on "cuda"), shared, not copied."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        """Replacing the array is an in-place write: it bumps the version counter, so a
+        graph that saved this tensor refuses to backward (``version.py``). ``p.data -= u``
+        (an optimizer step) comes here too: Python writes the result back through it."""
+        self._data = array
+        self._version.bump()
+
     @property
     def requires_grad(self):
         return self._requires_grad
@@ -153,8 +168,11 @@ class Tensor:
         return self
 
     def detach(self):
-        """The same data, cut from the graph (shares memory, requires no grad)."""
-        return Tensor(self.data, self.device)
+        """The same data, cut from the graph (shares memory and its version counter,
+        requires no grad)."""
+        out = Tensor(self.data, self.device)
+        out._version = self._version
+        return out
 
     # ---------------------------------------------------------------- conversion
     def numpy(self):
@@ -217,18 +235,31 @@ class Tensor:
 
     # ---------------------------------------------------------------- in-place (no graph)
     def __setitem__(self, index, value):
-        """In-place assignment, for tensors outside any graph (targets, buffers, masks)."""
-        if self.requires_grad:
-            raise RuntimeError(
-                "in-place assignment to a tensor that requires grad is not supported; "
-                "build a new tensor (e.g. with minimask.where or minimask.cat)"
-            )
+        """In-place assignment, for tensors outside any graph (targets, buffers, masks),
+        and for parameters under ``no_grad()`` (initialisation). Bumps the version counter,
+        so a graph that saved this tensor refuses to backward."""
+        self._check_in_place("in-place assignment")
         value = value.data if isinstance(value, Tensor) else value
         self.data[ops.indexing.normalize_index(index, self.device)] = value
+        self._version.bump()
 
     def zero_(self):
+        """Set every element to 0 in place (bumps the version counter)."""
+        self._check_in_place("zero_(), an in-place write,")
         self.data[...] = 0
+        self._version.bump()
         return self
+
+    def _check_in_place(self, what):
+        if not self.requires_grad or not grad_mode.is_grad_enabled():
+            return
+        kind = "a leaf" if self.is_leaf else "a result of the graph"
+        raise RuntimeError(
+            f"{what} to a tensor that requires grad ({kind}, shape {self.shape}) is not "
+            "supported while gradients are recorded: wrap it in `with minimask.no_grad():` "
+            "(as an initialisation or an optimizer step does), or build a new tensor (e.g. "
+            "with minimask.where or minimask.cat)"
+        )
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, other):

@@ -61,6 +61,7 @@ from minimask.cpu.array_ops import (  # noqa: F401
     astype,
     index_add,
     scatter_add_along_axis,
+    shares_memory,
     sigmoid,
     to_numpy,
 )

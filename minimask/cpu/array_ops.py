@@ -18,6 +18,13 @@ def to_numpy(array):
     return np.array(array, copy=True)
 
 
+def shares_memory(a, b):
+    """True if the two arrays may share memory (a view and its base, say): NumPy's bounds
+    check, which never misses a shared buffer and costs O(1). Autograd uses it to give a
+    view the version counter of the tensor it views (``minimask/autograd/version.py``)."""
+    return bool(np.may_share_memory(a, b))
+
+
 def astype(array, dtype):
     """``array`` converted to ``dtype`` (a new array)."""
     return array.astype(dtype, copy=True)

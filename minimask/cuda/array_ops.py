@@ -25,6 +25,15 @@ def to_numpy(array):
     return creation.to_numpy(array)
 
 
+def shares_memory(a, b):
+    """True if the two arrays are views of one device buffer (a view and its base, say):
+    a CudaArray is a buffer plus shape, strides and offset, so the buffers tell. Autograd
+    uses it to give a view the version counter of the tensor it views."""
+    return getattr(a, "buffer", None) is not None and getattr(a, "buffer", None) is getattr(
+        b, "buffer", None
+    )
+
+
 def astype(array, dtype):
     """``array`` converted to ``dtype`` (a new array): one copy kernel whose threads each
     convert one element (C conversion rules: truncation towards 0, as NumPy's)."""

@@ -89,6 +89,7 @@ def _fill(tensor, values):
     the tensor's dtype, in place."""
     host = values.astype(tensor.dtype)
     tensor.data[...] = backend_for(tensor.device).asarray(host)
+    tensor._version.bump()  # an in-place write, as Tensor.__setitem__ counts it
     return tensor
 
 
@@ -103,7 +104,9 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 
 def constant_(tensor, val):
+    """Fill with ``val`` in place."""
     tensor.data[...] = val
+    tensor._version.bump()  # an in-place write, as Tensor.__setitem__ counts it
     return tensor
 
 
