@@ -3,6 +3,7 @@ Tolerance: exact, or 1e-6 relative for float32 divisions."""
 
 import numpy as np
 import pytest
+import torch
 
 import minimask
 from minimask.ops import box_area, box_iou, clip_boxes_to_image, remove_small_boxes
@@ -67,3 +68,66 @@ def test_bad_box_shapes(call):
     """Boxes must have a last dimension of 4 (and be (n, 4) where pairs or indices are made)."""
     with pytest.raises(ValueError, match=r"must have shape \((n|\.\.\.), 4\)"):
         call()
+
+
+# ---------------------------------------------------------------- dtype rules
+def _torchvision_upcast(t):
+    """torchvision.ops.boxes._upcast, written in torch (torchvision's compiled ops do not
+    load here, its Python functions are this short)."""
+    if t.is_floating_point():
+        return t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return t if t.dtype in (torch.int32, torch.int64) else t.int()
+
+
+def _torchvision_box_area(boxes):
+    boxes = _torchvision_upcast(boxes)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _torchvision_box_iou(boxes1, boxes2):
+    area1, area2 = _torchvision_box_area(boxes1), _torchvision_box_area(boxes2)
+    lt = torch.max(boxes1[:, None, :2], boxes2[:, :2])
+    rb = torch.min(boxes1[:, None, 2:], boxes2[:, 2:])
+    wh = _torchvision_upcast(rb - lt).clamp(min=0)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    return inter / (area1[:, None] + area2 - inter)
+
+
+# overlapping boxes (so torchvision's corner differences stay positive in every dtype)
+# whose areas overflow uint8, int16 (300 x 300 = 90000) and float16 (> 65504)
+WIDE_BOXES = np.array([[0, 0, 250, 250], [10, 20, 240, 255], [100, 50, 200, 230]])
+
+
+@pytest.mark.parametrize(
+    "dtype, torch_dtype, area_dtype",
+    [
+        (np.uint8, torch.uint8, np.int32),
+        (np.int16, torch.int16, np.int32),
+        (np.int32, torch.int32, np.int32),
+        (np.int64, torch.int64, np.int64),
+        (np.float16, torch.float16, np.float32),
+        (np.float32, torch.float32, np.float32),
+    ],
+)
+def test_box_area_and_iou_upcast_as_torchvision(dtype, torch_dtype, area_dtype):
+    """Reference: torchvision's box_area and box_iou (their Python code in torch, above).
+    Areas exact and in the upcast dtype (uint8 and int16 -> int32, float16 -> float32);
+    IoU to float32 rounding (rtol 1e-6), where computing in the input's dtype overflowed."""
+    boxes = WIDE_BOXES.astype(dtype)
+    ours = minimask.tensor(boxes)
+    theirs = torch.tensor(boxes.astype(np.int64)).to(torch_dtype)
+    area = box_area(ours)
+    assert area.dtype == area_dtype
+    np.testing.assert_array_equal(area.numpy(), _torchvision_box_area(theirs).numpy())
+    np.testing.assert_allclose(
+        box_iou(ours, ours).numpy(),
+        _torchvision_box_iou(theirs, theirs).double().numpy(),
+        rtol=1e-6,
+    )
+
+
+def test_box_iou_of_disjoint_uint8_boxes_is_zero():
+    """By hand: two uint8 boxes that do not overlap have IoU 0 (minimask upcasts before it
+    subtracts corners, so min(x2) - max(x1) = -50 does not wrap around to 206)."""
+    boxes = minimask.tensor(np.array([[0, 0, 50, 50], [100, 100, 150, 150]], dtype=np.uint8))
+    assert box_iou(boxes, boxes).numpy().tolist() == [[1.0, 0.0], [0.0, 1.0]]

@@ -26,9 +26,23 @@ def _check_boxes(name, boxes, label="boxes", ndim=None):
         )
 
 
+def _upcast(boxes):
+    """Boxes in a dtype whose products do not overflow, torchvision's ``_upcast``: float16
+    becomes float32, every integer type but int32 and int64 becomes int32 (a 200 x 200
+    uint8 box has area 40000, which uint8 cannot hold, nor float16 a 300 x 300 one);
+    float32, float64, int32 and int64 stay as they are."""
+    if boxes.dtype.kind == "f":
+        return boxes.to(np.float32) if boxes.dtype.itemsize < 4 else boxes
+    if boxes.dtype in (np.int32, np.int64):
+        return boxes
+    return boxes.to(np.int32)  # any other integer or bool type, as torchvision's .int()
+
+
 def box_area(boxes):
-    """(x2 - x1) * (y2 - y1) of every box: boxes (..., 4) -> (...)."""
+    """(x2 - x1) * (y2 - y1) of every box: boxes (..., 4) -> (...), computed in the upcast
+    dtype (``_upcast``), as torchvision does."""
     _check_boxes("box_area", boxes)
+    boxes = _upcast(boxes)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
@@ -39,9 +53,12 @@ def box_iou(boxes1, boxes2):
         inter = max(0, min(x2) - max(x1)) * max(0, min(y2) - max(y1))
 
     Two boxes of zero area that do not overlap give 0 / 0 = NaN, as in torchvision.
+    Integer and half-precision boxes are upcast first (``_upcast``); torchvision upcasts
+    only after subtracting corners, where a narrow unsigned type could still wrap around.
     """
     _check_boxes("box_iou", boxes1, "boxes1", ndim=2)
     _check_boxes("box_iou", boxes2, "boxes2", ndim=2)
+    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
     top_left = maximum(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2)
