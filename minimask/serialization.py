@@ -6,6 +6,8 @@ half-written checkpoint behind: the old file stays whole until the new one is co
 """
 
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -31,15 +33,25 @@ def save(state_dict, path):
 
 
 def load(path):
-    """Read a file written by ``save``: a dict of str -> Tensor (on the CPU)."""
+    """Read a file written by ``save``: a dict of str -> Tensor (on the CPU).
+
+    Every member of the archive is read in full and checked against the CRC-32 that the
+    zip format stores for it, so a truncated or corrupted file is refused with a
+    ValueError that names the file and the damaged entry, never loaded half right."""
     from minimask.autograd.factories import tensor
 
+    path = os.fspath(path)
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as archive:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise ValueError(f"entry {damaged!r} fails its CRC-32 check (the file is damaged)")
+        with np.load(path, allow_pickle=False) as archive:
             return {key: tensor(archive[key]) for key in archive.files}
     except FileNotFoundError:
-        raise FileNotFoundError(f"load: no such file {os.fspath(path)!r}") from None
-    except (ValueError, OSError) as error:
+        raise FileNotFoundError(f"load: no such file {path!r}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ValueError(
-            f"load: {os.fspath(path)!r} is not a minimask .npz file: {error}"
+            f"load: {path!r} is not a whole minimask .npz file (truncated, damaged or of "
+            f"another kind): {error}"
         ) from None

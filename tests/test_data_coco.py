@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from minimask.cli import main
 from minimask.data import CocoDetection
 from minimask.data.coco import PYCOCOTOOLS_NUMPY2_WARNING
 
@@ -355,3 +356,27 @@ def test_reads_the_shapes_dataset(tmp_path):
         expected = np.stack([coco.annToMask(a) for a in anns])
         np.testing.assert_array_equal(target["masks"].numpy(), expected)
         np.testing.assert_array_equal(target["labels"].numpy(), [a["category_id"] for a in anns])
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", "not a COCO JSON file"),
+        (b"{images: []", "not a COCO JSON file"),
+        (b"\xff\xfe\x00garbage", "not a COCO JSON file"),
+        (b"[1, 2, 3]", "not a COCO instances file"),
+    ],
+)
+def test_an_annotation_file_that_is_not_coco_json_names_the_file(tmp_path, content, problem):
+    """A file that is not JSON (empty, broken, not UTF-8) or JSON of the wrong shape: one
+    ValueError naming the file, and through the CLI a message without a traceback."""
+    ann = tmp_path / "instances.json"
+    ann.write_bytes(content)
+    with pytest.raises(ValueError, match=problem) as error:
+        CocoDetection(tmp_path, ann)
+    assert str(ann) in str(error.value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--train-images", str(tmp_path), "--train-ann", str(ann), "--out", "x"])
+    assert str(exit_info.value.code).startswith("minimask train: ") and str(ann) in str(
+        exit_info.value.code
+    )

@@ -89,8 +89,16 @@ class CocoDetection:
     def __init__(self, image_dir, ann_file):
         self.image_dir = os.fspath(image_dir)
         self.ann_file = os.fspath(ann_file)
-        with open(self.ann_file, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            with open(self.ann_file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{self.ann_file}: not a COCO JSON file ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{self.ann_file}: not a COCO instances file (the JSON is a "
+                f"{type(data).__name__}, not an object with images, annotations, categories)"
+            )
         self._check_keys(data)
 
         # pycocotools' COCO(path) prints progress and re-reads the file; build it from the

@@ -12,6 +12,11 @@ Keys:
                        generator (the samplers draw from it), ...}
 A resumed run restores all of it, and the data order is a function of (seed, step)
 (batches.py), so it continues exactly where the saved run was.
+
+``meta["format"]`` is the layout's version, ``CHECKPOINT_FORMAT``; a file of a newer
+layout is refused with a message rather than misread (a file without the field is the
+first layout, which this one is). ``minimask.load`` checks every entry's CRC-32, so a
+truncated or damaged file is refused too; each error names the file.
 """
 
 import json
@@ -22,6 +27,8 @@ from minimask.autograd import random
 from minimask.models.config import MaskRCNNConfig
 from minimask.models.mask_rcnn import MaskRCNN
 from minimask.serialization import load, save
+
+CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(path, model, step, meta, optimizer=None, scheduler=None):
@@ -34,6 +41,7 @@ def save_checkpoint(path, model, step, meta, optimizer=None, scheduler=None):
         state.update({f"scheduler.{k}": v for k, v in scheduler.state_dict().items()})
     info = dict(meta)
     info.update(
+        format=CHECKPOINT_FORMAT,
         config=model.cfg.to_dict(),
         step=int(step),
         generator=random.default_generator().bit_generator.state,
@@ -47,7 +55,20 @@ def read_checkpoint(path):
     state = load(path)
     if "meta" not in state:
         raise ValueError(f"{path}: not a minimask checkpoint (no 'meta' entry)")
-    meta = json.loads(bytes(state.pop("meta").numpy()).decode("utf-8"))
+    try:
+        meta = json.loads(bytes(state.pop("meta").numpy()).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path}: not a minimask checkpoint (its meta is not JSON: {error})"
+        ) from None
+    version = meta.get("format", 1)
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path}: checkpoint format {version!r} is newer than this minimask reads "
+            f"(format {CHECKPOINT_FORMAT}); upgrade minimask to load it"
+        )
+    if not isinstance(meta.get("config"), dict) or "step" not in meta:
+        raise ValueError(f"{path}: not a minimask checkpoint (its meta has no config or step)")
     parts = {"model": {}, "optimizer": {}, "scheduler": {}}
     for key, value in state.items():
         kind, _, name = key.partition(".")
@@ -60,8 +81,11 @@ def read_checkpoint(path):
 def load_model(path, device="cpu"):
     """(model in eval mode on ``device``, meta) from a checkpoint file."""
     meta, parts = read_checkpoint(path)
-    model = MaskRCNN(MaskRCNNConfig.from_dict(meta["config"]))
-    model.load_state_dict(parts["model"])
+    try:
+        model = MaskRCNN(MaskRCNNConfig.from_dict(meta["config"]))
+        model.load_state_dict(parts["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:
+        raise ValueError(f"{path}: the checkpoint does not match its own config: {error}") from None
     return model.to(device).eval(), meta
 
 

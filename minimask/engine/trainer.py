@@ -96,7 +96,10 @@ def _resume(checkpoint_path, cfg, model, optimizer, scheduler):
     if saved["config"] != current:
         changed = sorted(k for k, v in current.items() if saved["config"].get(k) != v)
         run = os.path.dirname(checkpoint_path)
-        raise ValueError(f"--resume: the run in {run} used other settings: {changed}")
+        raise ValueError(
+            f"--resume: {checkpoint_path} is a checkpoint of another configuration; the run "
+            f"in {run} used other settings: {changed}"
+        )
     model.load_state_dict(parts["model"])
     optimizer.load_state_dict(parts["optimizer"])
     scheduler.load_state_dict(parts["scheduler"])
