@@ -107,7 +107,7 @@ def train_command(args):
     from minimask.data.coco import CocoDetection
     from minimask.engine.checkpoint import load_model
     from minimask.engine.evaluator import evaluate
-    from minimask.engine.trainer import NonFiniteLossError, train
+    from minimask.engine.trainer import NonFiniteLossError, TrainingInterrupted, train
     from minimask.models import MaskRCNNConfig
 
     if (args.val_images is None) != (args.val_ann is None):
@@ -133,6 +133,9 @@ def train_command(args):
     except NonFiniteLossError as error:
         print(f"train: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 130  # the shell's status for a process stopped by Ctrl-C
     last = summary["last"]
     print(
         f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min; last step "

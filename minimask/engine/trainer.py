@@ -17,11 +17,20 @@ counter, the global generator (the samplers' draws) and the step, drops log line
 steps, and continues; the losses are then the same as in one uninterrupted run with the
 same seed (tested). A non-finite loss raises ``NonFiniteLossError`` naming the step and
 every term, after saving RUN/checkpoint_nonfinite.npz with the state that produced it.
+
+Ctrl-C (SIGINT) does not cut a step in half: the step that is running finishes, its log
+line is written, RUN/checkpoint.npz is saved after it, and ``TrainingInterrupted`` says
+where; ``--resume`` then continues exactly. A second Ctrl-C stops at once. A process
+killed outright (SIGKILL, a power cut) loses at most the steps since the last checkpoint:
+checkpoints are written atomically, so the previous one is always whole.
 """
 
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 
 from tqdm import tqdm
@@ -38,6 +47,43 @@ CHECKPOINT_NAME = "checkpoint.npz"
 NONFINITE_CHECKPOINT_NAME = "checkpoint_nonfinite.npz"
 LOG_NAME = "metrics.jsonl"
 LOSS_CURVE_NAME = "loss_curve.png"
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on Ctrl-C after ``step`` steps, saved in ``checkpoint``."""
+
+    def __init__(self, step, checkpoint):
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(
+            f"interrupted after step {step}; {checkpoint} holds the run up to there. "
+            "Continue it with the same command and --resume."
+        )
+
+
+class _StopOnInterrupt:
+    """While training, the first SIGINT only asks the loop to stop at the end of the step
+    (``requested``); a second one raises KeyboardInterrupt at once. Outside the main thread
+    (where Python delivers no signals) it does nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def _on_interrupt(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -173,7 +219,7 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
     began = time.perf_counter()
     last = {}
     bar = _progress_bar(start, cfg.max_iters, progress)
-    with open(log_path, "a", encoding="utf-8") as log:
+    with open(log_path, "a", encoding="utf-8") as log, _StopOnInterrupt() as stop:
         for step in bar:
             tic = time.perf_counter()
             images, targets = batches[step]
@@ -187,8 +233,11 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
                 bar.set_postfix(terms, refresh=False)  # redrawn at tqdm's own interval
             else:  # every image of this batch failed to load (warned already)
                 scheduler.step()
-            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters:
+            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters or stop.requested:
                 run.save(done)
+            if stop.requested and done < cfg.max_iters:
+                bar.close()
+                raise TrainingInterrupted(done, run.checkpoint_path)
     bar.close()
     curve = os.path.join(out_dir, LOSS_CURVE_NAME)
     _save_loss_curve(log_path, curve)
