@@ -192,3 +192,24 @@ def test_train_needs_both_validation_arguments(shapes, tmp_path):
     with pytest.raises(SystemExit, match="--val-ann"):
         main(train_args(shapes, out, "--val-images", shapes["val_images"]))
     assert not out.exists()
+
+
+def test_missing_files_are_named_without_a_traceback(shapes, tmp_path):
+    """A missing annotation file (train, evaluate) or checkpoint (evaluate, predict): the
+    command ends with `minimask <command>: ... <path>` (SystemExit with that message, so
+    exit status 1), not with a traceback."""
+    missing_ann = str(tmp_path / "missing.json")
+    missing_checkpoint = str(tmp_path / "missing.npz")
+    images = shapes["val_images"]
+    for command, path in (
+        (["train", "--train-images", images, "--train-ann", missing_ann, "--out", "r"],
+         missing_ann),
+        (["evaluate", "--checkpoint", missing_checkpoint, "--images", images, "--ann", missing_ann],
+         missing_checkpoint),
+        (["predict", "--checkpoint", missing_checkpoint, "x.png", "--out", str(tmp_path)],
+         missing_checkpoint),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as error:
+            main(command)
+        message = str(error.value.code)
+        assert message.startswith(f"minimask {command[0]}: ") and path in message
