@@ -7,19 +7,9 @@ Heavy kernels (im2col/col2im, pooling, ...) live in their own files beside this 
 each file has a twin of the same name in ``minimask/cuda/`` (its docstring says how to
 read the two side by side).
 
-Threading. Numba's parallel kernels run on a threading layer; its default here is OpenMP,
-whose idle workers busy-wait after each kernel and take the cores from the BLAS matrix
-product that usually comes next (conv2d's im2col, then its GEMM, which runs slower for it:
-benchmarks/bench_conv.py shows the difference when run with NUMBA_THREADING_LAYER=omp).
-Unless the user chose a layer (NUMBA_THREADING_LAYER), minimask selects "workqueue", whose
-workers sleep when idle. Its one limit: parallel kernels must not be launched from two
-Python threads at once; minimask runs them from one thread.
+Threading: ``minimask/threading_layer.py`` chooses numba's threading layer and makes the
+entry points that launch parallel kernels safe to call from several Python threads.
 """
-
-import numba
-
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
 
 from numpy import (  # noqa: F401  (re-exported: these names are the backend's interface)
     abs,
@@ -56,6 +46,7 @@ from numpy import (  # noqa: F401  (re-exported: these names are the backend's i
     zeros,
 )
 
+import minimask.threading_layer  # noqa: F401  (first: numba's layer is chosen before use)
 from minimask.cpu.array_ops import (  # noqa: F401
     asarray,
     astype,

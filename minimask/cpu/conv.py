@@ -64,6 +64,7 @@ from minimask.geometry.conv import (
     conv_transpose2d_output_size,
     valid_output_range,
 )
+from minimask.threading_layer import one_thread_at_a_time
 
 # error_model="numpy": integer division never raises, so the compiler drops the zero checks.
 _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -329,6 +330,7 @@ def _contiguous(array, dtype):
     return None if array is None else np.ascontiguousarray(array, dtype=dtype)
 
 
+@one_thread_at_a_time
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y = conv2d(x, weight, bias) as torch.nn.functional.conv2d (groups=1).
 
@@ -344,6 +346,7 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation):
     return y
 
 
+@one_thread_at_a_time
 def conv2d_backward(grad_y, x, weight, stride, padding, dilation, needs_input_grad):
     """Gradients of `conv2d_forward` with respect to (x, weight, bias), None where not needed.
 
@@ -378,6 +381,7 @@ def conv2d_backward(grad_y, x, weight, stride, padding, dilation, needs_input_gr
     return grad_x, grad_weight, grad_bias
 
 
+@one_thread_at_a_time
 def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, dilation):
     """y = conv_transpose2d(x, weight, bias) as torch.nn.functional.conv_transpose2d (groups=1).
 
@@ -395,6 +399,7 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     return _conv2d_input_grad(x, weight, bias, output_hw, stride, padding, dilation)
 
 
+@one_thread_at_a_time
 def conv_transpose2d_backward(
     grad_y, x, weight, stride, padding, output_padding, dilation, needs_input_grad
 ):

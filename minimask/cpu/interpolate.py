@@ -29,6 +29,8 @@ add into one input element, which is why each of its work items owns a whole (n,
 import numba
 import numpy as np
 
+from minimask.threading_layer import one_thread_at_a_time
+
 
 def nearest_source_index(input_size, output_size, scale):
     """The input index each output index copies, by PyTorch's "nearest" rule (see above)."""
@@ -178,6 +180,7 @@ def _bilinear_tables(input_hw, output_hw, align_corners, scales, dtype):
     return tuple(tables)
 
 
+@one_thread_at_a_time
 def interpolate_nearest2d(x, output_hw, scales):
     """x (N, C, H, W) resized to (N, C, *output_hw) by "nearest"; scales (h, w), each the
     user's scale factor or None."""
@@ -185,17 +188,20 @@ def interpolate_nearest2d(x, output_hw, scales):
     return _nearest_gather(np.ascontiguousarray(x), src_h, src_w)
 
 
+@one_thread_at_a_time
 def interpolate_nearest2d_backward(grad_out, input_hw, scales):
     src_h, src_w = _nearest_tables(input_hw, grad_out.shape[2:], scales)
     return _nearest_scatter(np.ascontiguousarray(grad_out), src_h, src_w, tuple(input_hw))
 
 
+@one_thread_at_a_time
 def interpolate_bilinear2d(x, output_hw, align_corners, scales):
     """x (N, C, H, W) resized to (N, C, *output_hw) by "bilinear"."""
     tables = _bilinear_tables(x.shape[2:], output_hw, align_corners, scales, x.dtype)
     return _bilinear_gather(np.ascontiguousarray(x), *tables)
 
 
+@one_thread_at_a_time
 def interpolate_bilinear2d_backward(grad_out, input_hw, align_corners, scales):
     tables = _bilinear_tables(input_hw, grad_out.shape[2:], align_corners, scales, grad_out.dtype)
     return _bilinear_scatter(np.ascontiguousarray(grad_out), *tables, tuple(input_hw))

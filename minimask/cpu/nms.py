@@ -30,6 +30,8 @@ dtype); the two can differ only for an IoU within float32 rounding of the thresh
 import numba
 import numpy as np
 
+from minimask.threading_layer import one_thread_at_a_time
+
 _WORD_BITS = 64
 
 
@@ -93,6 +95,7 @@ def sweep(mask):
     return kept[:n_kept]
 
 
+@one_thread_at_a_time
 def nms(boxes, scores, iou_threshold):
     """Indices (int64) of the boxes greedy NMS keeps, in decreasing score order.
 

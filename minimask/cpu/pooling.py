@@ -21,12 +21,16 @@ in PyTorch, and argmax -1, so it sends no gradient anywhere.
 import numba
 import numpy as np
 
+from minimask.threading_layer import one_thread_at_a_time
 
+
+@one_thread_at_a_time
 def max_pool2d_forward(x, kernel_hw, stride, padding, dilation, output_hw):
     """(y, argmax), both (N, C, OH, OW): max pooling of x (N, C, H, W)."""
     return _window_max(np.ascontiguousarray(x), kernel_hw, stride, padding, dilation, output_hw)
 
 
+@one_thread_at_a_time
 def max_pool2d_backward(grad_out, argmax, input_hw):
     """dx (N, C, H, W): each output gradient added at its window's argmax."""
     return _scatter_to_argmax(np.ascontiguousarray(grad_out), argmax, tuple(input_hw))

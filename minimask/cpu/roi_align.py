@@ -27,6 +27,7 @@ from minimask.geometry.roi_align import (
     roi_geometry,
     sample_position,
 )
+from minimask.threading_layer import one_thread_at_a_time
 
 # error_model="numpy": a float division by zero gives inf/NaN instead of raising, so the
 # compiler drops the zero checks (every divisor here is positive).
@@ -47,6 +48,7 @@ def to_channels_last(x):
     return out
 
 
+@one_thread_at_a_time
 def roi_align_forward(input, rois, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned):
     """out (K, C, PH, PW): RoIAlign of input (N, C, H, W) for rois (K, 5) float64 (rows
     (batch_index, x1, y1, x2, y2), already checked). See `roi_align_forward_kernel`.
@@ -126,6 +128,7 @@ def roi_align_forward_kernel(
     return out
 
 
+@one_thread_at_a_time
 def roi_align_backward(
     grad_out, rois, input_shape, spatial_scale, sampling_ratio, aligned, deterministic=True
 ):

@@ -28,10 +28,12 @@ import numba
 import numpy as np
 
 from minimask.geometry.roi_pool import roi_pool_bin
+from minimask.threading_layer import one_thread_at_a_time
 
 _PARALLEL_KERNEL = numba.njit(parallel=True, cache=True, error_model="numpy")
 
 
+@one_thread_at_a_time
 def roi_pool_forward(input, rois, spatial_scale, pooled_h, pooled_w):
     """(out, argmax): see `roi_pool_forward_kernel`. The arguments are made contiguous and of
     one type each, so that Numba compiles one version per input dtype."""
@@ -44,6 +46,7 @@ def roi_pool_forward(input, rois, spatial_scale, pooled_h, pooled_w):
     )
 
 
+@one_thread_at_a_time
 def roi_pool_backward(grad_out, argmax, rois, input_shape, deterministic):
     """grad_input: see `roi_pool_backward_kernel` (arguments made contiguous).
 
