@@ -57,6 +57,17 @@ from minimask.autograd.random import manual_seed
 from minimask.determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from minimask.serialization import load, save
 
+
+def __getattr__(name):
+    """``minimask.cuda`` on first use, as ``torch.cuda`` is there after ``import torch``:
+    ``minimask.cuda.is_available()`` works without importing it by hand, and a plain
+    ``import minimask`` does not pay for loading numba's CUDA target."""
+    if name == "cuda":
+        import importlib
+
+        return importlib.import_module("minimask.cuda")
+    raise AttributeError(f"module 'minimask' has no attribute {name!r}")
+
 __all__ = [
     "Tensor",
     "abs",

@@ -12,6 +12,8 @@ No GPU: the kernels run in numba's simulator (tests/conftest.py), so the arrays 
 
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +178,19 @@ def test_twins_have_the_same_parameters(name):
 
 def test_is_available_in_the_simulator_or_on_a_gpu():
     assert cuda.is_available() is True
+
+
+def test_minimask_cuda_needs_no_import_by_hand():
+    """As torch.cuda after `import torch`: `import minimask; minimask.cuda.is_available()`
+    in a fresh interpreter (which inherits NUMBA_ENABLE_CUDASIM from tests/conftest.py on a
+    machine without a GPU), and a plain `import minimask` does not load minimask.cuda."""
+    program = (
+        "import sys, minimask; before = 'minimask.cuda' in sys.modules; "
+        "print(before, minimask.cuda.is_available(), minimask.cuda is sys.modules['minimask.cuda'])"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True"]
 
 
 # ---------------------------------------------------------------------------- elementwise
