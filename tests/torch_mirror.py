@@ -534,14 +534,15 @@ def minimask_training_steps(model, images, targets, seed, proposals=None):
     sampled, box_labels, box_regression_targets, matched = heads.select_training_samples(
         proposals, targets
     )
-    class_logits, box_regression = heads.box_forward(features[:4], sampled)
+    roi_features = model.roi_features(features)
+    class_logits, box_regression = heads.box_forward(roi_features, sampled)
     loss_classifier, loss_box_reg = heads.box_loss(
         class_logits, box_regression, box_labels, box_regression_targets
     )
     positives, positive_labels, goal = heads.mask_training_targets(
         sampled, box_labels, matched, targets
     )
-    mask_logits = heads.mask_forward(features[:4], positives)
+    mask_logits = heads.mask_forward(roi_features, positives)
     loss_mask = heads.mask_loss(mask_logits, positive_labels, goal)
     losses = {
         "loss_objectness": loss_objectness,
@@ -561,10 +562,8 @@ def minimask_training_steps(model, images, targets, seed, proposals=None):
         index = np.concatenate([np.full(len(p), i, dtype=np.float64) for i, p in enumerate(parts)])
         coords = np.concatenate(parts)
         levels = level_for_boxes(
-            mm.tensor(coords),
-            canonical_size=cfg.canonical_size,
-            canonical_level=cfg.canonical_level,
-        ).numpy()
+            coords, canonical_size=cfg.canonical_size, canonical_level=cfg.canonical_level
+        )
         return np.concatenate([index[:, None], coords], axis=1), levels
 
     box_rois, box_levels = rois(sampled)

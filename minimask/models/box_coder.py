@@ -9,10 +9,13 @@ width = x2 - x1 (no "+1"). With the centre (px, py) and size (pw, ph) of a propo
 
 The deltas do not depend on where the proposal is or how big it is, which is what lets one
 regression head serve every box. The weights scale the targets to a similar range: (1, 1, 1, 1)
-for the RPN, (10, 10, 5, 5) for the box head (torchvision's and detectron2's weights).
+for the RPN, (10, 10, 5, 5) for the box head, whose proposals already lie close to their
+boxes, so that its smaller deltas are scaled up (torchvision's and detectron2's weights).
 """
 
 import math
+
+import numpy as np
 
 from minimask.autograd.ops import clamp, exp, log, stack
 
@@ -33,12 +36,25 @@ class BoxCoder:
         self.bbox_xform_clip = bbox_xform_clip
 
     def encode(self, reference_boxes, proposals):
-        """Deltas (N, 4) that turn each proposal (N, 4) into its reference box (N, 4)."""
+        """Deltas (N, 4) that turn each proposal (N, 4) into its reference box (N, 4).
+
+        NumPy arrays in, a NumPy array out: that is how the RPN and the RoI heads call it,
+        inside their target assignment, which runs on the host (a regression target needs
+        no gradient). Tensors in, a Tensor out, by the same operations.
+        """
+        on_host = isinstance(proposals, np.ndarray)
+        if isinstance(reference_boxes, np.ndarray) != on_host:
+            raise TypeError(
+                "BoxCoder.encode: reference_boxes and proposals must both be NumPy arrays or "
+                f"both Tensors, got {type(reference_boxes).__name__} and "
+                f"{type(proposals).__name__}"
+            )
         if reference_boxes.shape != proposals.shape or proposals.shape[-1:] != (4,):
             raise ValueError(
                 f"BoxCoder.encode: reference_boxes {reference_boxes.shape} and proposals "
                 f"{proposals.shape} must both be (N, 4)"
             )
+        logarithm = np.log if on_host else log
         wx, wy, ww, wh = self.weights
         pw = proposals[:, 2] - proposals[:, 0]
         ph = proposals[:, 3] - proposals[:, 1]
@@ -50,9 +66,10 @@ class BoxCoder:
         gy = reference_boxes[:, 1] + 0.5 * gh
         dx = wx * (gx - px) / pw
         dy = wy * (gy - py) / ph
-        dw = ww * log(gw / pw)
-        dh = wh * log(gh / ph)
-        return stack((dx, dy, dw, dh), dim=1)
+        dw = ww * logarithm(gw / pw)
+        dh = wh * logarithm(gh / ph)
+        deltas = (dx, dy, dw, dh)
+        return np.stack(deltas, axis=1) if on_host else stack(deltas, dim=1)
 
     def decode(self, deltas, boxes):
         """Boxes from deltas (N, 4) or class-specific deltas (N, 4K) applied to boxes (N, 4):

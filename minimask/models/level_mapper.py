@@ -17,16 +17,19 @@ from minimask.autograd.factories import tensor
 
 
 def level_for_boxes(boxes, k_min=2, k_max=5, canonical_size=224, canonical_level=4, eps=1e-6):
-    """FPN level k (int64 Tensor (N,), values in [k_min, k_max]) of each box (N, 4).
+    """FPN level k (int64, values in [k_min, k_max]) of each box (N, 4): a NumPy array
+    (N,) for a NumPy array, as the pooler calls it on its host copy of the boxes, or a
+    Tensor (N,) on the boxes' device for a Tensor.
 
-    Computed on the host in float64 (a target assignment: no gradient). A box of zero area
+    Computed on the host in float64 (a routing decision: no gradient). A box of zero area
     goes to k_min.
     """
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"level_for_boxes: boxes must be (N, 4), got {boxes.shape}")
-    host = boxes.numpy().astype(np.float64)
+    on_host = isinstance(boxes, np.ndarray)
+    host = (boxes if on_host else boxes.numpy()).astype(np.float64)
     area = (host[:, 2] - host[:, 0]) * (host[:, 3] - host[:, 1])
     scale = np.sqrt(np.maximum(area, 0.0))
     k = np.floor(canonical_level + np.log2(scale / canonical_size + eps))
     k = np.clip(k, k_min, k_max).astype(np.int64)
-    return tensor(k, device=boxes.device)
+    return k if on_host else tensor(k, device=boxes.device)

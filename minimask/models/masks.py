@@ -34,6 +34,7 @@ import numpy as np
 
 from minimask.autograd.factories import tensor
 from minimask.autograd.grad_mode import no_grad
+from minimask.autograd.ops import cat
 from minimask.ops.roi_align import roi_align
 
 
@@ -57,8 +58,7 @@ def mask_targets(gt_masks, proposals, matched_gt_indices, output_size=28, sampli
         ]
         if not parts:
             return tensor(np.zeros((0, output_size, output_size), dtype=np.float32))
-        host = np.concatenate([t.numpy() for t in parts])
-        return tensor(host, device=parts[0].device)
+        return cat(parts)
     device = proposals.device
     boxes = proposals.numpy().astype(np.float64).reshape(-1, 4)
     matched = matched_gt_indices.numpy().astype(np.int64).reshape(-1)

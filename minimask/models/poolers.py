@@ -95,12 +95,12 @@ class MultiScaleRoIAlign:
         rois = np.concatenate([image_of_row[:, None], coords], axis=1)
 
         levels = level_for_boxes(
-            tensor(coords),
+            coords,
             k_min=self.k_min,
             k_max=self.k_max,
             canonical_size=self.canonical_size,
             canonical_level=self.canonical_level,
-        ).numpy()
+        )
 
         pooled, order = [], []
         for k, feature in zip(range(self.k_min, self.k_max + 1), features):

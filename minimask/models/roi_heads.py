@@ -160,48 +160,52 @@ class RoIHeads(nn.Module):
 
     # ------------------------------------------------------------------ training targets
     def select_training_samples(self, proposals, targets):
-        """Steps 1-3 of the module docstring. Returns per image, as lists:
+        """Steps 1-3 of the module docstring. Returns per image, as lists of Tensors:
         sampled proposals (S_i, 4), labels (S_i,) int64 (0 background), regression targets
         (S_i, 4) (zeros on background rows) and matched ground-truth indices (S_i,)
-        (meaningful on positive rows). Positives come first in each image."""
+        (meaningful on positive rows). Positives come first in each image.
+
+        Target assignment runs on the host: per image the IoU matrix (box_iou, where the
+        boxes live), the candidates, the labels and the crowd boxes are read once, the
+        matching, the crowd rule, the sampling and the encoding are NumPy, and the four
+        results go back to the proposals' device once."""
         sampled, labels, regression, matched = [], [], [], []
         for image_proposals, target in zip(proposals, targets):
             gt_boxes = target["boxes"].detach().to(image_proposals.dtype)
             candidates = cat([image_proposals.detach(), gt_boxes])
-            host_labels, host_matched = self._label_proposals(candidates, gt_boxes, target)
+            quality = box_iou(gt_boxes, candidates).numpy() if gt_boxes.shape[0] else None
+            host = candidates.numpy()
+            host_gt = host[len(host) - gt_boxes.shape[0] :]  # step 1 appended them last
+            crowd = target.get("crowd_boxes")
+            host_crowd = None if crowd is None else crowd.numpy()
+            host_labels, host_matched = self._label_proposals(
+                quality, target["labels"].numpy(), host, host_crowd
+            )
             pos, neg = self.sampler(host_labels)
-            keep = np.concatenate([pos, neg]).astype(np.int64)
-            keep_t = tensor(keep, device=candidates.device)
-            chosen = candidates[keep_t]
-            image_labels = host_labels[keep]
-            image_matched = host_matched[keep]
-            deltas = np.zeros((len(keep), 4), dtype=chosen.dtype)
-            num_pos = len(pos)
-            if num_pos:
-                positive = tensor(np.arange(num_pos), device=chosen.device)
-                matched_boxes = gt_boxes[tensor(image_matched[:num_pos], device=chosen.device)]
-                deltas[:num_pos] = self.box_coder.encode(matched_boxes, chosen[positive]).numpy()
-            sampled.append(chosen)
-            labels.append(tensor(image_labels, device=chosen.device))
-            regression.append(tensor(deltas, device=chosen.device))
-            matched.append(tensor(image_matched, device=chosen.device))
+            keep = np.concatenate([pos, neg])
+            deltas = np.zeros((len(keep), 4), dtype=host.dtype)
+            deltas[: len(pos)] = self.box_coder.encode(host_gt[host_matched[pos]], host[pos])
+            device = image_proposals.device
+            sampled.append(tensor(host[keep], device=device))
+            labels.append(tensor(host_labels[keep], device=device))
+            regression.append(tensor(deltas, device=device))
+            matched.append(tensor(host_matched[keep], device=device))
         return sampled, labels, regression, matched
 
-    def _label_proposals(self, candidates, gt_boxes, target):
-        """Host arrays (labels int64 with -1 = ignored, matched gt index int64) of step 2."""
-        count = candidates.shape[0]
-        if gt_boxes.shape[0] == 0:  # an image without objects: every proposal is background
-            labels = np.zeros(count, dtype=np.int64)
-            matched = np.zeros(count, dtype=np.int64)
+    def _label_proposals(self, quality, gt_labels, candidates, crowd_boxes):
+        """Step 2 on host arrays: (labels int64 with -1 = ignored, matched gt index int64)
+        of the candidates (P, 4), from their IoU with the G ground truths, ``quality``
+        (G, P), None for an image without objects (every candidate is background)."""
+        if quality is None:
+            labels = np.zeros(len(candidates), dtype=np.int64)
+            matched = np.zeros(len(candidates), dtype=np.int64)
         else:
-            matches = self.matcher(box_iou(gt_boxes, candidates).numpy())
+            matches = self.matcher(quality)
             matched = np.clip(matches, 0, None)
-            labels = target["labels"].numpy().astype(np.int64)[matched]
+            labels = gt_labels.astype(np.int64)[matched]
             labels[matches == Matcher.BELOW_LOW_THRESHOLD] = 0
             labels[matches == Matcher.BETWEEN_THRESHOLDS] = -1
-        crowd = target.get("crowd_boxes")
-        host_crowd = None if crowd is None else crowd.numpy()
-        labels[crowd_covered(candidates.numpy(), host_crowd) & (labels == 0)] = -1
+        labels[crowd_covered(candidates, crowd_boxes) & (labels == 0)] = -1
         return labels, matched
 
     # ------------------------------------------------------------------ branches

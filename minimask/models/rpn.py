@@ -105,21 +105,21 @@ def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
     is not a trustworthy label. Positives stay positive.
     regression_targets = box_coder.encode(matched gt, anchor) on positive rows, 0 elsewhere
     (only positives enter the box loss). No gradient flows into the targets.
+
+    Target assignment runs on the host: the IoU matrix (box_iou, where the boxes live), the
+    anchors, the ground truths and the crowd boxes are read once, the matching, the crowd
+    rule and the encoding are NumPy, and the two results go back to the anchors' device.
     """
     host_anchors = anchors.numpy()
-    num_anchors = len(host_anchors)
-    labels = np.zeros(num_anchors, dtype=np.float32)
-    targets = np.zeros((num_anchors, 4), dtype=host_anchors.dtype)
+    labels = np.zeros(len(host_anchors), dtype=np.float32)
+    targets = np.zeros((len(host_anchors), 4), dtype=host_anchors.dtype)
     if gt_boxes is not None and gt_boxes.shape[0] > 0:
         matches = matcher(box_iou(gt_boxes, anchors).numpy())  # (P,)
         labels[matches >= 0] = 1
         labels[matches == matcher.BETWEEN_THRESHOLDS] = -1
         positive = np.flatnonzero(matches >= 0)
-        if positive.size:
-            pos = tensor(positive, device=anchors.device)
-            matched_gt = gt_boxes.detach()[tensor(matches[positive], device=anchors.device)]
-            encoded = box_coder.encode(matched_gt.to(anchors.dtype), anchors.detach()[pos])
-            targets[positive] = encoded.numpy()
+        matched_gt = gt_boxes.numpy()[matches[positive]].astype(host_anchors.dtype)
+        targets[positive] = box_coder.encode(matched_gt, host_anchors[positive])
     host_crowd = None if crowd_boxes is None else crowd_boxes.numpy()
     labels[crowd_covered(host_anchors, host_crowd) & (labels != 1)] = -1
     device = anchors.device
@@ -138,7 +138,8 @@ def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
         loss_rpn_box_reg = 1/|S| sum_{i in S+} sum_{c} smooth_l1(d_ic - t_ic; beta = 1/9)
     (s = sigmoid). Dividing the box loss by |S| rather than |S+| is torchvision's choice:
     it weighs each positive as one sampled anchor. Returns (loss_objectness,
-    loss_rpn_box_reg), scalars.
+    loss_rpn_box_reg), scalars. The sampler reads each image's labels once, on the host; the
+    rows it draws index the Tensors once.
     """
     num_images, num_anchors = objectness.shape
     pos_rows, neg_rows = [], []
