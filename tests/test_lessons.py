@@ -10,7 +10,8 @@ model (05 to 10) read it and train for a few steps only, so that this test stays
 the lessons without training (01 tensors and autograd, 02 numba kernels) ignore it. See
 ``lessons/README.md``. On a machine without an NVIDIA device ``tests/conftest.py`` has set
 ``NUMBA_ENABLE_CUDASIM=1``, which the kernel inherits, so CUDA cells run in numba's
-simulator.
+simulator. Lessons 05 and 09 read real COCO images from the folder ``MINIMASK_COCO`` names
+(``tests/coco_data.py``): without it they are skipped, and under CI that is an error.
 
 ``test_lesson_has_saved_outputs`` checks the committed file: every code cell has been
 executed (``execution_count`` is not None), in order from the top, and none saved an error.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from coco_data import needs_coco
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -76,7 +78,19 @@ def _describe_failure(notebook, nb, error):
     )
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.as_posix() for path in NOTEBOOKS])
+def _reads_real_coco(notebook):
+    """Lessons that read real COCO images take the folder from MINIMASK_COCO."""
+    return "MINIMASK_COCO" in (ROOT / notebook).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    [
+        pytest.param(path, marks=needs_coco) if _reads_real_coco(path) else path
+        for path in NOTEBOOKS
+    ],
+    ids=[path.as_posix() for path in NOTEBOOKS],
+)
 def test_lesson_runs(notebook):
     nb = nbformat.read(ROOT / notebook, as_version=4)
     client = NotebookClient(
