@@ -29,9 +29,8 @@ def shares_memory(a, b):
     """True if the two arrays are views of one device buffer (a view and its base, say):
     a CudaArray is a buffer plus shape, strides and offset, so the buffers tell. Autograd
     uses it to give a view the version counter of the tensor it views."""
-    return getattr(a, "buffer", None) is not None and getattr(a, "buffer", None) is getattr(
-        b, "buffer", None
-    )
+    buffer = getattr(a, "buffer", None)
+    return buffer is not None and buffer is getattr(b, "buffer", None)
 
 
 def astype(array, dtype):
