@@ -226,6 +226,99 @@ def test_select_training_samples_adds_the_ground_truth_and_labels_by_iou():
     np.testing.assert_allclose(regression[0].numpy()[row], [-0.5, 0, 0, 0], atol=1e-6)
 
 
+def test_a_crowd_box_over_a_positive_roi_leaves_it_positive():
+    """The crowd rule ignores background proposals only. By hand: the crowd box
+    (30, 30, 64, 64) covers gt (40, 40, 60, 60) and both proposals below entirely.
+    Proposal (41, 40, 61, 60) has IoU 380 / 420 > 0.5 with that gt: it stays a positive of
+    label 3, matched to gt 1. Proposal (32, 32, 38, 62) has IoU 0 with both gts: it would be
+    background, but lies inside the crowd box, so it is ignored (not sampled). Proposal
+    (0, 0, 8, 8) is outside the crowd: background."""
+    heads = _heads(box_batch_size_per_image=64)
+    gt = np.array([[10, 10, 30, 30], [40, 40, 60, 60]], np.float32)
+    proposals = np.array([[41, 40, 61, 60], [32, 32, 38, 62], [0, 0, 8, 8]], np.float32)
+    target = {
+        "boxes": minimask.tensor(gt),
+        "labels": minimask.tensor(np.array([2, 3])),
+        "masks": minimask.tensor(np.zeros((2, 64, 64), np.uint8)),
+        "crowd_boxes": minimask.tensor(np.array([[30, 30, 64, 64]], np.float32)),
+    }
+    sampled, labels, _, matched = heads.select_training_samples(
+        [minimask.tensor(proposals)], [target]
+    )
+    rows = {
+        tuple(b): (lab, m)
+        for b, lab, m in zip(sampled[0].numpy().tolist(), labels[0].numpy(), matched[0].numpy())
+    }
+    assert rows[(41, 40, 61, 60)] == (3, 1)
+    assert rows[(40, 40, 60, 60)] == (3, 1)  # the gt itself, also inside the crowd box
+    assert (32, 32, 38, 62) not in rows
+    assert rows[(0, 0, 8, 8)][0] == 0
+
+
+def test_roi_sampling_takes_the_papers_512_rois_a_quarter_positive():
+    """By hand, from the paper (section 3.1, training: "N sampled RoIs ... ratio of positive
+    to negatives 1:3", N = 512 in torchvision and detectron2): with the default config and
+    300 positive and 1000 background proposals, the RoI heads sample 128 positives and
+    384 negatives; with 40 positives, all 40 and 472 negatives. Exact counts."""
+    heads = RoIHeads(MaskRCNNConfig(num_classes=NUM_CLASSES))
+    for positives, expected in ((300, (128, 384)), (40, (40, 472))):
+        labels = np.concatenate([np.full(positives, 2), np.zeros(1000, np.int64), [-1, -1]])
+        pos, neg = heads.sampler(labels)
+        assert (len(pos), len(neg)) == expected
+        assert (labels[pos] == 2).all() and (labels[neg] == 0).all()
+
+
+def test_detections_of_a_resized_image_are_mapped_back_by_the_resize_factors():
+    """transform.postprocess on a hand-made detection. A 60 x 72 image resized to 64 x 77
+    (hand: scale 64 / 60, 72 * 64 / 60 = 76.8 -> 77): box (7.7, 16, 38.5, 48) of the resized
+    image is (7.7 * 72 / 77, 16 * 60 / 64, 38.5 * 72 / 77, 48 * 60 / 64) = (7.2, 15, 36, 45)
+    in the original (float64, 1e-12); the mask, all ones on its 28 x 28 grid, is pasted
+    into that box of the 60 x 72 image: probability 1 well inside, 0 well outside."""
+    model = _model()
+    detection = {
+        "boxes": minimask.tensor(np.array([[7.7, 16.0, 38.5, 48.0]])),
+        "labels": minimask.tensor(np.array([2])),
+        "scores": minimask.tensor(np.array([0.9])),
+        "masks": minimask.tensor(np.ones((1, 1, 28, 28))),
+    }
+    [result] = model.transform.postprocess([detection], [(64, 77)], [(60, 72)])
+    np.testing.assert_allclose(result["boxes"].numpy(), [[7.2, 15.0, 36.0, 45.0]], rtol=1e-12)
+    mask = result["masks"].numpy()[0, 0]
+    assert mask.shape == (60, 72)
+    assert (mask[17:43, 9:34] == 1).all()
+    assert mask[:13].max() == 0 and mask[47:].max() == 0
+    assert mask[:, :5].max() == 0 and mask[:, 38:].max() == 0
+
+
+def test_mask_targets_of_a_resized_image_come_from_the_original_mask():
+    """A 40 x 60 image with one rectangular object (10, 8, 34, 28) whose mask is exactly
+    that rectangle; the tiny preset resizes it by 64 / 40 = 1.6 to 64 x 96. By hand:
+    the target's mask_scale is (60 / 96, 40 / 64), and a proposal equal to the resized
+    gt box maps back onto the rectangle, so its 28 x 28 target (aligned RoIAlign, one
+    sample per bin here) is 1 inside and, on the border cells, the bilinear weight of the
+    rectangle's first pixel: a sample at x = 10 - 0.5 + 0.5 * 24 / 28 reads pixel 10 with
+    weight 0.5 + 0.5 * 24 / 28 = 13 / 14, at y = 8 - 0.5 + 0.5 * 20 / 28 pixel 8 with
+    weight 6 / 7 (and the same at the far edges), so target = outer(ey, ex). An inverted
+    scale maps the proposal onto a box 1.6^2 times larger, mostly outside the rectangle.
+    Tolerance 1e-5: the boxes are float32 (a coordinate off by a few u * 96 ~ 1e-5 px moves a
+    weight by as much)."""
+    model = _model()
+    model.train()
+    image, target = _example(40, 60, [[10, 8, 34, 28]], [1], seed=4)
+    _, image_sizes, [resized_target] = model.transform([image], [target])
+    assert model.cfg.min_size == 64 and image_sizes[0] == (64, 96)
+    assert resized_target["mask_scale"] == pytest.approx((60 / 96, 40 / 64), rel=1e-12)
+    _, _, goal = model.roi_heads.mask_training_targets(
+        [resized_target["boxes"]],
+        [minimask.tensor(np.array([1]))],
+        [minimask.tensor(np.array([0]))],
+        [resized_target],
+    )
+    ex, ey = np.ones(28), np.ones(28)
+    ex[[0, -1]], ey[[0, -1]] = 13 / 14, 6 / 7
+    np.testing.assert_allclose(goal.numpy()[0], np.outer(ey, ex), atol=1e-5)
+
+
 def _bce(x, t):
     return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
 
@@ -258,11 +351,26 @@ def test_softmax_mask_loss_is_a_per_pixel_multinomial_with_background():
 
 
 def test_mask_probabilities_pick_the_predicted_class():
+    """NumPy reference, float64, rtol 1e-12: the sigmoid of channel label - 1 (the maps are
+    the K classes)."""
     heads = _heads()
     logits = np.random.default_rng(2).normal(size=(2, NUM_CLASSES, 3, 3))
     probs = heads.mask_probabilities(minimask.tensor(logits), minimask.tensor(np.array([3, 1])))
     expected = 1 / (1 + np.exp(-logits[[0, 1], [2, 0]]))
     np.testing.assert_allclose(probs.numpy()[:, 0], expected, rtol=1e-12)
+
+
+def test_softmax_mask_probabilities_pick_the_label_channel_after_background():
+    """NumPy reference, float64, rtol 1e-12: with mask_loss="softmax" the K + 1 maps are
+    background then the K classes, so a detection of label y takes channel y of the
+    per-pixel softmax (channel y - 1 would be another class's, or background's for y = 1).
+    The logits are random, so every channel's probability differs from its neighbours'."""
+    heads = _heads(mask_loss="softmax")
+    logits = np.random.default_rng(3).normal(size=(3, NUM_CLASSES + 1, 3, 3))
+    labels = np.array([1, 3, 2])
+    probs = heads.mask_probabilities(minimask.tensor(logits), minimask.tensor(labels))
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs.numpy()[:, 0], softmax[[0, 1, 2], labels], rtol=1e-12)
 
 
 def test_postprocess_detections_on_a_hand_made_case():

@@ -15,6 +15,10 @@ under the same ``minimask.manual_seed``, recording the RPN sampler's draws; the 
 checks that this piecewise path IS the model's path: its five losses and every parameter
 gradient are bit-identical to ``model(images, targets)``'s.
 
+The last test checks the RoI heads' part of that assignment itself: ``torch_assignment.py``
+computes it from the original targets by torchvision's rules, in torch, and the losses the
+mirror gets from it must agree too.
+
 Tolerances (float64, u = 1.1e-16):
 - each loss: relative 1e-10;
 - each parameter's gradient (of the sum of the five losses): norm-relative,
@@ -187,3 +191,79 @@ def test_losses_and_gradients_match_torch_mirror(scene):
         their_grad = their_params[name].grad
         assert np.linalg.norm(their_grad.numpy()) > 1e-5, name
         assert norm_relative(p.grad, their_grad) <= RTOL, name
+
+
+# ------------------------------------------------------------------ an assignment of its own
+# (seed, height, width, boxes, labels, crowd boxes) per image, in original pixels. Both
+# images are resized by the tiny preset (64 / 60 and 64 / 48); the crowd box covers the
+# second object of the first image entirely, so positives lie in it.
+ASSIGNMENT_SCENE = [
+    (5, 60, 72, [(6, 8, 30, 34), (40, 20, 66, 50)], [1, 2], [(34, 14, 72, 56)]),
+    (6, 48, 64, [(10, 6, 40, 40)], [3], []),
+]
+
+
+def _jittered_proposals(boxes, ratio, rng, per_box=12, background=24, size=(64, 77)):
+    """Proposals in resized pixels: per_box jittered copies of each (resized) box, most of
+    them IoU >= 0.5 with it, and random boxes, most of them background."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * np.tile(ratio, 2)
+    near = np.repeat(boxes, per_box, axis=0) + rng.uniform(-2.5, 2.5, (len(boxes) * per_box, 4))
+    corner = rng.uniform(0, 0.7, (background, 2)) * size[::-1]
+    far = np.concatenate([corner, corner + rng.uniform(4, 20, (background, 2))], axis=1)
+    return np.concatenate([near, far])
+
+
+def test_roi_head_assignment_matches_torchvision_rules_written_in_torch():
+    """minimask's RoI-head target assignment against tests/torch_assignment.py (torchvision's
+    rules in torch, computed from the original targets; the sampler's permutations drawn
+    from the same generator state). Two resized images, more positives than the sampler
+    takes (tiny preset: 32 per image, a quarter positive), a crowd box over positives.
+    Compared: the sampled rois and their FPN levels and labels (exact), the regression
+    targets (float64, rtol 1e-12), the mask targets (minimask's are float32: atol 1e-6), and
+    the losses the mirror computes from its own assignment (loss_mask to relative 1e-6,
+    the float32 targets; the others to RTOL). A changed positive fraction, an inverted
+    mask scale or a crowd rule that ignores positives each fails here."""
+    import torch_assignment as ta
+
+    model = build()
+    rng = np.random.default_rng(7)
+    images, targets, proposals = [], [], []
+    for seed, height, width, boxes, labels, crowd in ASSIGNMENT_SCENE:
+        image, target = tm.synthetic_example(seed, height, width, boxes, labels)
+        target["boxes"] = mm.tensor(target["boxes"].numpy().astype(np.float64))
+        target["crowd_boxes"] = mm.tensor(np.asarray(crowd, np.float64).reshape(-1, 4))
+        new_h, new_w = ta.resized_size(height, width, model.cfg.min_size, model.cfg.max_size)
+        ratio = np.array([new_w / width, new_h / height])
+        proposals.append(_jittered_proposals(boxes, ratio, rng, size=(new_h, new_w)))
+        images.append(image)
+        targets.append(target)
+
+    losses, ours, internals = tm.minimask_training_steps(
+        model, images, targets, SEED, proposals=[mm.tensor(p) for p in proposals]
+    )
+    theirs = ta.roi_head_assignment(
+        proposals, images, targets, model.cfg, internals["roi_sampler_state"]
+    )
+
+    # The scene exercises what it should: the cap binds, positives lie in the crowd box.
+    labels = theirs["box_labels"]
+    first = theirs["box_rois"][:, 0] == 0
+    cap = int(model.cfg.box_batch_size_per_image * ta.POSITIVE_FRACTION)
+    assert (labels[first] > 0).sum() == cap and (labels[~first] > 0).sum() == cap
+    crowd = torch.tensor(ASSIGNMENT_SCENE[0][5], dtype=torch.float64) * 64 / 60
+    in_crowd = ta.crowd_covered(torch.tensor(theirs["mask_rois"][:, 1:]), crowd).numpy()
+    assert in_crowd[theirs["mask_rois"][:, 0] == 0].any()
+
+    for key in ("box_rois", "box_levels", "box_labels", "mask_rois", "mask_levels", "mask_labels"):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    np.testing.assert_allclose(
+        ours["box_regression_targets"], theirs["box_regression_targets"], rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(ours["mask_goal"], theirs["mask_goal"], rtol=0, atol=1e-6)
+
+    mirror = tm.copy_weights(model, tm.TorchMaskRCNN(model.cfg).double())
+    their_losses = mirror.losses(torch.tensor(internals["batch"].numpy()), {**ours, **theirs})
+    for name, value in losses.items():
+        tolerance = 1e-6 if name == "loss_mask" else RTOL
+        their_value = their_losses[name].item()
+        assert abs(value.item() - their_value) <= tolerance * abs(their_value), name

@@ -20,9 +20,10 @@ the differentiable steps of the training losses written as torch functions:
                        deltas, sum over positives / number sampled
     mask_loss          BCE-with-logits on the gt class's channel, mean
 
-Everything that is target assignment (anchors, matching, sampling, proposals, mask targets)
-is taken from minimask as given: the mirror checks the network and the losses, not the
-assignment (tests/test_models_targets.py and tests/test_models_rpn.py cover that).
+Target assignment (anchors, matching, sampling, proposals, mask targets) is taken from
+minimask as given: the mirror checks the network and the losses. The RoI heads' part of it
+also has a torch version of its own, by torchvision's rules (``torch_assignment.py``);
+tests/test_models_targets.py and tests/test_models_rpn.py check the rest by hand.
 """
 
 import numpy as np
@@ -31,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import minimask as mm
+from minimask.autograd import random as mm_random
 from minimask.models.level_mapper import level_for_boxes
 from minimask.models.rpn import (
     concat_box_prediction_layers,
@@ -495,7 +497,8 @@ def minimask_training_steps(model, images, targets, seed, proposals=None):
 
     Returns (losses, assignment, internals): losses has the five loss Tensors (with their
     graph); assignment the target assignment as NumPy arrays (TorchMaskRCNN.losses' input);
-    internals the batch, features, proposals and the heads' outputs.
+    internals the batch, features, proposals, the heads' outputs and the state of the
+    global generator when the RoI sampler drew (``torch_assignment`` draws from it).
     """
     cfg, rpn, heads = model.cfg, model.rpn, model.roi_heads
     mm.manual_seed(seed)
@@ -531,6 +534,7 @@ def minimask_training_steps(model, images, targets, seed, proposals=None):
     loss_objectness, loss_rpn_box = rpn_loss(
         objectness, box_deltas, rpn_labels, rpn_regression, recorder
     )
+    roi_sampler_state = mm_random.default_generator().bit_generator.state
     sampled, box_labels, box_regression_targets, matched = heads.select_training_samples(
         proposals, targets
     )
@@ -591,5 +595,6 @@ def minimask_training_steps(model, images, targets, seed, proposals=None):
         "class_logits": class_logits,
         "box_regression": box_regression,
         "mask_logits": mask_logits,
+        "roi_sampler_state": roi_sampler_state,
     }
     return losses, assignment, internals
