@@ -36,6 +36,31 @@ def _add_make_shapes_arguments(shapes):
     shapes.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
 
+def _add_coco_subset_arguments(subset):
+    subset.add_argument("--ann", required=True, help="COCO instances JSON to read")
+    subset.add_argument(
+        "--categories",
+        required=True,
+        type=_category_names,
+        help="category names, comma-separated (person,car,traffic light)",
+    )
+    subset.add_argument(
+        "--max-images",
+        type=_positive_int,
+        help="keep at most this many images, a seeded sample (all)",
+    )
+    subset.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="drop every instance whose COCO area is below this (pixels of the original "
+        "image); an image left with no instance is not selected, and small instances of "
+        "the images kept are removed too; crowd regions are kept whatever their area (0)",
+    )
+    subset.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
+    subset.add_argument("--out", required=True, help="COCO instances JSON to write")
+
+
 def _add_train_arguments(train):
     train.add_argument("--train-images", required=True, help="folder of the training images")
     train.add_argument("--train-ann", required=True, help="COCO instances JSON of the training set")
@@ -56,6 +81,13 @@ def _add_train_arguments(train):
         "--min-size", type=int, help="shortest image side after resizing (preset: 128)"
     )
     train.add_argument("--max-size", type=int, help="longest side at most (1.5 x --min-size)")
+    train.add_argument(
+        "--min-size-train",
+        type=_size_list,
+        help="multi-scale training: shortest sides such as 160,176,192, one drawn per image "
+        "and step (detectron2's INPUT.MIN_SIZE_TRAIN); --max-size caps each; evaluation "
+        "uses --min-size (off: train at --min-size)",
+    )
     train.add_argument("--checkpoint-period", type=int, help="steps between checkpoints (500)")
     train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     train.add_argument("--seed", type=int, help="random seed (0)")
@@ -88,6 +120,40 @@ def _add_demo_arguments(demo):
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _positive_int(text):
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _size_list(text):
+    """argparse type: comma-separated image sides, whole numbers >= 1."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sides in pixels such as 160,176,192, got {text!r}"
+        )
+    return sizes
+
+
+def _category_names(text):
+    """argparse type: comma-separated category names, at least one."""
+    from minimask.data.coco_subset import parse_category_names
+
+    names = parse_category_names(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated category names, got {text!r}")
+    return names
 
 
 def build_parser():
@@ -126,6 +192,7 @@ def train_command(args):
         "base_lr": args.lr,
         "seed": args.seed,
         "checkpoint_period": args.checkpoint_period,
+        "min_size_train": args.min_size_train,
     }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     try:
@@ -193,6 +260,17 @@ def demo_command(args):
     return 0
 
 
+def coco_subset_command(args):
+    from minimask.data.coco_subset import category_table, write_coco_subset
+
+    rows, n_images = write_coco_subset(
+        args.ann, args.out, args.categories, args.max_images, args.min_area, args.seed
+    )
+    print(category_table(rows, n_images))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def make_shapes(args):
     from minimask.data import make_shapes_dataset
 
@@ -219,6 +297,11 @@ COMMANDS = {
         "write a synthetic shapes dataset in COCO format (seeded)",
         _add_make_shapes_arguments,
         make_shapes,
+    ),
+    "coco-subset": (
+        "write a COCO instances file with only some categories (and a sample of images)",
+        _add_coco_subset_arguments,
+        coco_subset_command,
     ),
     "train": ("train Mask R-CNN on a COCO-format dataset", _add_train_arguments, train_command),
     "evaluate": (

@@ -39,6 +39,7 @@ import minimask
 from minimask.engine.batches import TrainingBatches
 from minimask.engine.checkpoint import read_checkpoint, restore_generator, save_checkpoint
 from minimask.io.loss_log import read_loss_log
+from minimask.models.config import MaskRCNNConfig
 from minimask.models.mask_rcnn import LOSS_NAMES, MaskRCNN
 from minimask.optim import SGD
 from minimask.optim.lr_scheduler import WarmupMultiStepLR
@@ -134,13 +135,21 @@ def _read_log(path, before_step):
 def _resume(checkpoint_path, cfg, model, optimizer, scheduler):
     """Load RUN/checkpoint.npz into the model, optimizer, scheduler and the global
     generator; returns the step to continue from. A checkpoint of other settings is
-    refused with the differing fields."""
+    refused with the differing fields; a field the checkpoint does not have (one added to
+    the config after it was written) counts as its default, the value the run had."""
     if not os.path.exists(checkpoint_path):
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
     saved, parts = read_checkpoint(checkpoint_path)
-    current = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
-    if saved["config"] != current:
-        changed = sorted(k for k, v in current.items() if saved["config"].get(k) != v)
+    try:
+        saved_config = MaskRCNNConfig.from_dict(saved["config"]).to_dict()
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"--resume: {checkpoint_path} holds a config minimask cannot read: {error}"
+        ) from None
+    # Both through JSON, so that tuples compare as the lists the file has.
+    saved_config, current = (json.loads(json.dumps(c)) for c in (saved_config, cfg.to_dict()))
+    if saved_config != current:
+        changed = sorted(k for k, v in current.items() if saved_config.get(k) != v)
         run = os.path.dirname(checkpoint_path)
         raise ValueError(
             f"--resume: {checkpoint_path} is a checkpoint of another configuration; the run "
@@ -214,7 +223,9 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
     with open(log_path, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(r) + "\n" for r in rows)
 
-    batches = TrainingBatches(dataset, cfg.batch_size, cfg.seed, cfg.horizontal_flip_prob)
+    batches = TrainingBatches(
+        dataset, cfg.batch_size, cfg.seed, cfg.horizontal_flip_prob, cfg.min_size_train
+    )
     model.train()
     began = time.perf_counter()
     last = {}

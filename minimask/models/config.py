@@ -14,6 +14,12 @@ paper's values; at the presets' 128 pixels the anchors are 8, 16, 32, 64 and 128
 the canonical size is 56 (a 56-pixel box is pooled from P4, as a 224-pixel box is in the
 paper). The shapes data have objects of 20 to 50 pixels in a 128-pixel image.
 
+Multi-scale training (detectron2's ResizeShortestEdge with a list of sizes):
+``min_size_train=(160, 176, 192)`` resizes each training image to a shortest side drawn
+from the list, one draw per image and step, seeded like the flips (engine/batches.py);
+``min_size`` stays the one size of evaluation and prediction, and the anchors are scaled
+to it. The default, an empty tuple, trains at ``min_size``.
+
 Ablation switches (the paper's Table 2):
     roi_pooler            "align" (RoIAlign, the paper's) | "warp" (RoIWarp) | "pool" (RoIPool)
     mask_loss             "sigmoid" (per-class binary masks, the paper's) | "softmax"
@@ -35,9 +41,13 @@ class MaskRCNNConfig:
     num_classes: int  # K object classes; labels are 1..K, 0 is background
 
     # Input: normalised by the model, resized (shortest side min_size, longest at most
-    # max_size) and padded to a multiple of size_divisible.
+    # max_size) and padded to a multiple of size_divisible. min_size_train: the shortest
+    # sides of multi-scale training (detectron2's INPUT.MIN_SIZE_TRAIN), one drawn per
+    # image and step (engine/batches.py); empty: training uses min_size too. Evaluation
+    # and prediction always use min_size; max_size caps every size.
     min_size: int = 128
     max_size: int = 192
+    min_size_train: tuple = ()
     size_divisible: int = 32
     image_mean: tuple = (0.485, 0.456, 0.406)
     image_std: tuple = (0.229, 0.224, 0.225)
@@ -115,6 +125,13 @@ class MaskRCNNConfig:
         if self.mask_loss not in MASK_LOSSES:
             raise ValueError(
                 f"MaskRCNNConfig: mask_loss must be one of {MASK_LOSSES}, got {self.mask_loss!r}"
+            )
+        if not isinstance(self.min_size_train, tuple) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.min_size_train
+        ):
+            raise ValueError(
+                f"MaskRCNNConfig: min_size_train must be a tuple of shortest sides, whole "
+                f"numbers >= 1, got {self.min_size_train!r}"
             )
         if len(self.anchor_sizes) != 5:
             raise ValueError(

@@ -4,7 +4,10 @@ Before the network, for each image [3, H, W] in [0, 1] and its target:
     normalise        (x - mean) / std per channel (config image_mean, image_std)
     resize           bilinear, shortest side to min_size unless the longest would pass
                      max_size (minimask/data/transforms.py has the exact rule); boxes and
-                     crowd boxes are scaled by the same factors
+                     crowd boxes are scaled by the same factors. In training, a target's
+                     "min_size" (multi-scale training: the size engine/batches.py drew
+                     for that image) replaces the config's min_size; max_size still caps
+                     it. Without targets (inference) it is always the config's min_size.
     batch            zero-pad to a common size, a multiple of size_divisible (32: the
                      coarsest FPN level P5 has stride 32, so every level's grid is exact)
 The masks are NOT resized: the target gets ``mask_scale`` = (W / w, H / h), which maps a box
@@ -45,6 +48,11 @@ def check_target(index, image, target, num_classes):
             f"target {index}: masks must be [{n}, {height}, {width}] like the image, got "
             f"{masks.shape}"
         )
+    min_size = target.get("min_size")
+    if min_size is not None and (
+        not isinstance(min_size, int) or isinstance(min_size, bool) or min_size < 1
+    ):
+        raise ValueError(f"target {index}: min_size must be a whole number >= 1, got {min_size!r}")
     host_labels = labels.numpy()
     if n and (host_labels.min() < 1 or host_labels.max() > num_classes):
         raise ValueError(
@@ -83,13 +91,14 @@ class RCNNTransform:
                     f"{image.dtype}"
                 )
             height, width = image.shape[-2:]
-            size = resized_size(
-                height, width, resize_scale(height, width, self.min_size, self.max_size)
-            )
+            min_size = self.min_size
+            if targets is not None:
+                check_target(index, image, targets[index], self.num_classes)
+                min_size = targets[index].get("min_size", self.min_size)
+            size = resized_size(height, width, resize_scale(height, width, min_size, self.max_size))
             resized.append(resize_image(normalize(image, self.mean, self.std), size))
             if targets is None:
                 continue
-            check_target(index, image, targets[index], self.num_classes)
             target = dict(targets[index])
             target["boxes"] = resize_boxes(target["boxes"], (height, width), size)
             if target.get("crowd_boxes") is not None:
