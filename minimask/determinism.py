@@ -8,8 +8,16 @@ owner that adds its contributions in a fixed order: slower on a GPU, identical e
 
 minimask defaults to the deterministic kernels (``use_deterministic_algorithms(True)``):
 students compare CPU and CUDA runs, and a resumed training run must continue exactly.
-Turn it off to use the atomic-add kernels (the ones the Mask R-CNN paper's implementation
-uses) for speed on a GPU. CPU kernels are deterministic either way.
+Turn it off to use the atomic-add kernels (for RoIAlign the one the Mask R-CNN paper's
+implementation uses) for speed on a GPU. CPU kernels are deterministic either way.
+
+The switch picks the CUDA backward kernels of RoIAlign and RoIPool
+(``minimask/cuda/roi_align.py``, ``roi_pool.py``: one thread per (n, c) plane) and of
+``max_pool2d`` and ``interpolate`` (``minimask/cuda/pooling.py``, ``interpolate.py``: one
+thread per input element). Each deterministic kernel adds its terms in the order of its
+CPU twin. The backward of indexing (``index_add``, ``scatter_add_along_axis`` in
+``minimask/cuda/array/``) adds with atomics either way, so a gradient summed over a
+repeated index may still differ in its last bits from run to run on a GPU.
 """
 
 _deterministic = True

@@ -527,8 +527,8 @@ def test_pooling_and_interpolate_kernels_match_the_cpu():
     assert_same(dargmax, argmax)
     g = randn(*y.shape, seed=1)
     assert_same(
-        cuda.max_pool2d_backward(dev(g), dargmax, (4, 5)),
-        cpu.max_pool2d_backward(g, argmax, (4, 5)),
+        cuda.max_pool2d_backward(dev(g), dargmax, (4, 5), (2, 2), (1, 2), (1, 0), (1, 1)),
+        cpu.max_pool2d_backward(g, argmax, (4, 5), (2, 2), (1, 2), (1, 0), (1, 1)),
     )
     assert_same(
         cuda.interpolate_nearest2d(dev(x), (7, 3), (None, None)),

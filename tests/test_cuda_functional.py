@@ -5,6 +5,8 @@ from the same random output weights, and compares the outputs and the input grad
 This exercises every Function's forward and backward through the CUDA backend (elementwise
 kernels with broadcasting and views, reductions, matmul, indexing, conv, pooling,
 interpolate, losses, group norm), while the CPU side is already checked against PyTorch.
+The last section checks the deterministic CUDA backward of max_pool2d and interpolate bit
+for bit against the CPU's order of additions, and which kernel ran (its comment).
 
 Tolerances. float64: rtol 1e-10, atol 1e-12 (both backends round each operation once;
 they only sum in different orders). float32: rtol 2e-5 and atol 2e-6 times the largest
@@ -18,8 +20,12 @@ one Python thread per GPU thread, so every shape here is tiny.
 
 import numpy as np
 import pytest
+import torch
+from kernel_launches import record_backward_launches
+from numba import config
 
 import minimask as mm
+from minimask.cpu.interpolate import linear_source_weights, nearest_source_index
 from minimask.nn import functional as F
 
 cuda = pytest.importorskip("minimask.cuda")
@@ -284,3 +290,180 @@ FUNCTIONAL_CASES = {
 def test_functional_matches_cpu(name, dtype):
     fn, inputs = FUNCTIONAL_CASES[name]
     check(fn, inputs, dtype)
+
+
+# ------------------------------------------------------------------ deterministic backward
+# The backward of max_pool2d and interpolate under use_deterministic_algorithms(True) (the
+# default): one CUDA thread per input element adds its terms in the CPU kernel's order
+# (minimask/cuda/pooling.py, interpolate.py). Checked against three references:
+#   - the same terms added one by one in that order with NumPy (the terms: each output's
+#     gradient sent to torch's argmax, or times the weights of minimask's source tables,
+#     whose values the PyTorch comparison checks): the exact bits, on the CPU and on CUDA
+#     ("bilinear" on a GPU: float32/float64 tolerance, as the compiler may fuse a product
+#     with its addition); the same terms in reverse order give other bits somewhere, so
+#     equal bits do say that the order is the CPU's;
+#   - PyTorch's backward in float64 (the values): the tolerances of this file;
+#   - a second run: the same bytes, with the deterministic kernel recorded as the one that
+#     ran (tests/kernel_launches.py); False runs the atomic kernel, within tolerance.
+
+# name -> (function name, keyword arguments shared by minimask and torch, kernel)
+BACKWARD_CASES = {
+    "max_pool2d_overlapping_padded": (
+        "max_pool2d",
+        dict(kernel_size=3, stride=1, padding=1),
+        "_scatter_to_argmax",
+    ),
+    "max_pool2d_dilated_strided": (
+        "max_pool2d",
+        dict(kernel_size=3, stride=(2, 1), padding=1, dilation=(2, 1)),
+        "_scatter_to_argmax",
+    ),
+    "max_pool2d_ceil_mode": (
+        "max_pool2d",
+        dict(kernel_size=3, stride=2, ceil_mode=True),
+        "_scatter_to_argmax",
+    ),
+    "nearest_scale_2": ("interpolate", dict(scale_factor=2), "_nearest_scatter"),
+    "nearest_down_and_up": ("interpolate", dict(size=(3, 20)), "_nearest_scatter"),
+    "nearest_scale_factors": (
+        "interpolate",
+        dict(scale_factor=(1.7, 0.6)),
+        "_nearest_scatter",
+    ),
+    "bilinear_up": ("interpolate", dict(size=(9, 11), mode="bilinear"), "_bilinear_scatter"),
+    "bilinear_up_align_corners": (
+        "interpolate",
+        dict(scale_factor=(2.5, 1.5), mode="bilinear", align_corners=True),
+        "_bilinear_scatter",
+    ),
+    "bilinear_down": (
+        "interpolate",
+        dict(scale_factor=(0.6, 0.5), mode="bilinear"),
+        "_bilinear_scatter",
+    ),
+    "bilinear_down_align_corners": (
+        "interpolate",
+        dict(size=(4, 4), mode="bilinear", align_corners=True),
+        "_bilinear_scatter",
+    ),
+}
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+
+
+@pytest.fixture
+def deterministic_mode():
+    """Set the switch with ``deterministic_mode(flag)``; restored after the test."""
+    saved = mm.are_deterministic_algorithms_enabled()
+    yield mm.use_deterministic_algorithms
+    mm.use_deterministic_algorithms(saved)
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    return record_backward_launches(monkeypatch)
+
+
+def backward_case(name, dtype):
+    """(call, kwargs, kernel, x, weight): x is (1, 2, 5, 6) (small integers for max_pool2d:
+    ties), weight the output weights of the loss sum(out * weight), of magnitudes 0.01 to
+    100 so that the order of a sum shows in its bits."""
+    call, kwargs, kernel = BACKWARD_CASES[name]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 2, 5, 6))
+    if call == "max_pool2d":
+        x = rng.integers(0, 3, x.shape).astype(np.float64)
+    out_shape = getattr(F, call)(mm.tensor(x), **kwargs).shape
+    weight = rng.standard_normal(out_shape) * 10.0 ** rng.uniform(-2, 2, out_shape)
+    return call, kwargs, kernel, x.astype(dtype), weight.astype(dtype)
+
+
+def input_gradient(call, kwargs, x, weight, device):
+    """d sum(out * weight) / dx of ``F.<call>(x, **kwargs)`` on ``device``."""
+    tensor = mm.tensor(x, device=device, requires_grad=True)
+    out = getattr(F, call)(tensor, **kwargs)
+    (out * mm.tensor(weight, device=device)).sum().backward()
+    assert tensor.grad.device == device
+    return tensor.grad.numpy()
+
+
+def torch_input_gradient(call, kwargs, x, weight):
+    """PyTorch's d sum(out * weight) / dx in float64."""
+    tensor = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    out = getattr(torch.nn.functional, call)(tensor, **kwargs)
+    (out * torch.tensor(weight, dtype=torch.float64)).sum().backward()
+    return tensor.grad.numpy()
+
+
+def backward_terms(call, kwargs, x, weight):
+    """(targets, values): the terms of the input gradient in the CPU kernel's order, output
+    (n, c, oh, ow) row by row (and for bilinear its taps (a, b) in order); targets is the
+    tuple of index arrays (n, c, h, w), values the terms in weight's dtype."""
+    n, c, oh, ow = np.indices(weight.shape).reshape(4, -1)
+    height, width = x.shape[2:]
+    if call == "max_pool2d":
+        _, argmax = torch.nn.functional.max_pool2d(torch.tensor(x), return_indices=True, **kwargs)
+        chosen = argmax.numpy().ravel()
+        return (n, c, chosen // width, chosen % width), weight.ravel()
+    scale = kwargs.get("scale_factor")
+    scales = scale if isinstance(scale, tuple) else (scale, scale)
+    out_h, out_w = weight.shape[2:]
+    if kwargs.get("mode", "nearest") == "nearest":
+        src_h = nearest_source_index(height, out_h, scales[0])
+        src_w = nearest_source_index(width, out_w, scales[1])
+        return (n, c, src_h[oh], src_w[ow]), weight.ravel()
+    align_corners = kwargs.get("align_corners", False)
+    h0, h1, wh0, wh1 = linear_source_weights(height, out_h, align_corners, scales[0], x.dtype)
+    w0, w1, ww0, ww1 = linear_source_weights(width, out_w, align_corners, scales[1], x.dtype)
+    rows, row_weights = np.stack([h0, h1]), np.stack([wh0, wh1])
+    cols, col_weights = np.stack([w0, w1]), np.stack([ww0, ww1])
+    n, c, oh, ow, a, b = np.indices((*weight.shape, 2, 2)).reshape(6, -1)
+    values = row_weights[a, oh] * col_weights[b, ow] * weight[n, c, oh, ow]
+    return (n, c, rows[a, oh], cols[b, ow]), values
+
+
+def add_in_order(shape, targets, values):
+    """The terms added one at a time, in the given order, onto zeros of values' dtype."""
+    total = np.zeros(shape, values.dtype)
+    for position, value in zip(zip(*targets), values):
+        total[position] += value
+    return total
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(BACKWARD_CASES))
+def test_deterministic_backward_adds_in_the_cpu_order(name, dtype, launched, deterministic_mode):
+    """The references and tolerances of this section (comment above), for one case."""
+    deterministic_mode(True)
+    call, kwargs, kernel, x, weight = backward_case(name, dtype)
+    cpu_grad = input_gradient(call, kwargs, x, weight, "cpu")
+    first = input_gradient(call, kwargs, x, weight, "cuda")
+    assert launched == [kernel]
+    second = input_gradient(call, kwargs, x, weight, "cuda")
+    assert launched == [kernel, kernel]
+    assert first.dtype == dtype and first.tobytes() == second.tobytes()
+
+    targets, values = backward_terms(call, kwargs, x, weight)
+    in_order = add_in_order(x.shape, targets, values)
+    reverse = add_in_order(x.shape, tuple(t[::-1] for t in targets), values[::-1])
+    nonzero_terms = np.bincount(np.ravel_multi_index(targets, x.shape)[values != 0])
+    if nonzero_terms.max() >= 3:  # (two terms give one sum in either order: a + b == b + a)
+        assert np.any(reverse != in_order), "the order of these sums must show in their bits"
+    np.testing.assert_array_equal(cpu_grad, in_order)
+    if SIMULATOR or kernel != "_bilinear_scatter":
+        np.testing.assert_array_equal(first, in_order)
+    else:  # a GPU may fuse the product and the addition
+        assert_close(first, in_order, dtype, "cuda vs the CPU's order")
+    assert_close(first, torch_input_gradient(call, kwargs, x, weight), dtype, "cuda vs torch")
+
+
+@pytest.mark.parametrize(
+    "name", ["max_pool2d_overlapping_padded", "nearest_scale_2", "bilinear_up"]
+)
+def test_atomic_backward_when_determinism_is_off(name, launched, deterministic_mode):
+    """use_deterministic_algorithms(False) runs the atomic-add kernel; its sums are the CPU's
+    within the float32 tolerance of this file (another order of the same terms)."""
+    deterministic_mode(False)
+    call, kwargs, kernel, x, weight = backward_case(name, np.float32)
+    grad = input_gradient(call, kwargs, x, weight, "cuda")
+    assert launched == [f"{kernel}_atomic"]
+    assert_close(grad, input_gradient(call, kwargs, x, weight, "cpu"), np.float32, "atomic")

@@ -4,7 +4,8 @@ A small conv net (Conv2d-GroupNorm-ReLU-MaxPool2d-Flatten-Linear) takes one SGD 
 momentum and weight decay on "cuda" and on "cpu" from the same initial weights; the
 loss, every parameter after the step and the momentum buffers must agree. A two-step Adam
 run with gradient clipping covers the other optimizer path (backend zeros / sqrt and
-in-place updates of 0-d norms).
+in-place updates of 0-d norms). A net of max_pool2d and interpolate trains on "cuda"
+bit-identically from run to run, and a run saved and resumed continues exactly.
 
 Tolerances: float64 rtol 1e-10 (the backends differ only in summation order); float32
 rtol 1e-5 and atol 1e-5 times the largest |value| (a few float32 roundings, carried
@@ -14,6 +15,7 @@ No GPU: numba's simulator runs the kernels (tests/conftest.py); the shapes are t
 
 import numpy as np
 import pytest
+from kernel_launches import record_backward_launches
 
 import minimask as mm
 from minimask import nn
@@ -143,3 +145,90 @@ def test_adam_with_gradient_clipping_on_cuda_equals_cpu():
     assert_close(np.array(cuda_norms), np.array(cpu_norms), np.float64, "norms")
     for ours, reference in zip(cuda_params, cpu_params):
         assert_close(ours, reference, np.float64, "parameter")
+
+
+class PoolAndResize(nn.Module):
+    """A gain per pixel, relu, max_pool2d with overlapping windows (6 x 6 -> 3 x 3), back to
+    6 x 6 by "nearest" plus "bilinear" interpolation, a gain per pixel and a bias: every
+    backward kernel with a deterministic and an atomic CUDA variant, with sums of several
+    terms per element. (Elementwise gains rather than convolutions: a convolution's
+    matmul is the slowest kernel to simulate, and its backward has no atomic variant.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.gain_in = nn.Parameter(mm.randn(1, 1, 6, 6))
+        self.gain_out = nn.Parameter(mm.randn(1, 1, 6, 6))
+        self.bias = nn.Parameter(mm.zeros(1))
+
+    def forward(self, x):
+        pooled = F.max_pool2d(F.relu(x * self.gain_in), 3, stride=2, padding=1)
+        up = F.interpolate(pooled, scale_factor=2) + F.interpolate(
+            pooled, size=(6, 6), mode="bilinear"
+        )
+        return up * self.gain_out + self.bias
+
+
+def pool_and_resize_batch(step):
+    """The batch of ``step``: a function of the step alone, as the trainer's batches are."""
+    rng = np.random.default_rng(100 + step)
+    x = rng.integers(0, 4, (2, 1, 6, 6)).astype(np.float32)  # ties for the max pool
+    target = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    return mm.tensor(x, device="cuda"), mm.tensor(target, device="cuda")
+
+
+def new_pool_and_resize(seed):
+    """(model, SGD with momentum and weight decay) on "cuda", weights drawn from ``seed``."""
+    mm.manual_seed(seed)
+    model = PoolAndResize().to("cuda")
+    return model, SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+
+
+def train_steps(model, optimizer, steps):
+    """Train on the batches of ``steps``; the losses as Python floats."""
+    losses = []
+    for step in steps:
+        x, target = pool_and_resize_batch(step)
+        optimizer.zero_grad()
+        loss = ((model(x) - target) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def weight_bytes(model):
+    return [p.numpy().tobytes() for p in model.parameters()]
+
+
+def test_cuda_training_is_bit_identical_run_to_run_and_resumes_exactly(tmp_path, monkeypatch):
+    """Three SGD steps (float32) from one seed, twice: the same losses and weights, bit for
+    bit. The second run is saved after 2 steps (model and optimizer state through
+    minimask.save, as minimask/engine/checkpoint.py stores them); loaded into a fresh model
+    and optimizer (other initial weights, no momentum), step 3 gives the loss and the
+    weights of the uninterrupted runs, bit for bit. Reference: the first run; exact. The
+    backward kernels recorded (tests/kernel_launches.py) are the deterministic ones only:
+    in the simulator the atomic adds might land in one fixed order too, so equal runs
+    alone would not show that the deterministic kernels make them equal."""
+    launched = record_backward_launches(monkeypatch)
+    model, optimizer = new_pool_and_resize(seed=0)
+    losses = train_steps(model, optimizer, range(3))
+    weights = weight_bytes(model)
+    assert set(launched) == {"_scatter_to_argmax", "_nearest_scatter", "_bilinear_scatter"}
+
+    model, optimizer = new_pool_and_resize(seed=0)
+    assert train_steps(model, optimizer, range(2)) == losses[:2]
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
+    mm.save(state, tmp_path / "checkpoint.npz")
+    assert train_steps(model, optimizer, [2]) == losses[2:]
+    assert weight_bytes(model) == weights
+
+    saved = mm.load(tmp_path / "checkpoint.npz")
+    resumed, resumed_optimizer = new_pool_and_resize(seed=1)  # other weights, overwritten
+    resumed.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
+    resumed_optimizer.load_state_dict(
+        {k[10:]: v for k, v in saved.items() if k.startswith("optimizer.")}
+    )
+    assert train_steps(resumed, resumed_optimizer, [2]) == losses[2:]
+    assert weight_bytes(resumed) == weights
+    assert set(launched) == {"_scatter_to_argmax", "_nearest_scatter", "_bilinear_scatter"}

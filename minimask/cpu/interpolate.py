@@ -23,7 +23,10 @@ bilinear     align_corners=False:  s = max(step * (d + 0.5) - 0.5, 0),  step as 
     backward  dx[n, c, ih_a[oh], iw_b[ow]] += wh_a[oh] * ww_b[ow] * dy[n, c, oh, ow]
 
 (nearest is the same with one tap of weight 1.) The backward is a scatter: several outputs
-add into one input element, which is why each of its work items owns a whole (n, c) plane.
+add into one input element, which is why each of its work items owns a whole (n, c) plane
+and adds in a fixed order (deterministic). The CUDA twin gives a thread one input element,
+which adds its terms in the same order; its atomic-add variant
+(``use_deterministic_algorithms(False)``) gives a thread one output element instead.
 """
 
 import numba
@@ -141,8 +144,7 @@ def _bilinear_scatter(grad_out, rows, row_weights, cols, col_weights, input_hw):
                                               * dy[n, c, oh, ow]
 
     Loop nest: the work item `plane` = n*C + c owns dx[n, c] (no write conflicts, a fixed
-    order of the additions: deterministic). A CUDA twin runs one thread per output element
-    and adds with atomics instead.
+    order of the additions, (oh, ow) row by row and the 4 taps in order: deterministic).
     """
     batch, channels, out_h, out_w = grad_out.shape
     grad_in = np.zeros((batch, channels, input_hw[0], input_hw[1]), dtype=grad_out.dtype)
@@ -189,7 +191,10 @@ def interpolate_nearest2d(x, output_hw, scales):
 
 
 @one_thread_at_a_time
-def interpolate_nearest2d_backward(grad_out, input_hw, scales):
+def interpolate_nearest2d_backward(grad_out, input_hw, scales, deterministic=True):
+    """dx (N, C, *input_hw): the adjoint of `interpolate_nearest2d`. ``deterministic`` is
+    ignored: the CPU kernel is deterministic either way (both backends have one signature;
+    ``minimask/cuda/interpolate.py`` picks its kernel with it)."""
     src_h, src_w = _nearest_tables(input_hw, grad_out.shape[2:], scales)
     return _nearest_scatter(np.ascontiguousarray(grad_out), src_h, src_w, tuple(input_hw))
 
@@ -202,6 +207,9 @@ def interpolate_bilinear2d(x, output_hw, align_corners, scales):
 
 
 @one_thread_at_a_time
-def interpolate_bilinear2d_backward(grad_out, input_hw, align_corners, scales):
+def interpolate_bilinear2d_backward(grad_out, input_hw, align_corners, scales, deterministic=True):
+    """dx (N, C, *input_hw): the adjoint of `interpolate_bilinear2d`. ``deterministic`` is
+    ignored: the CPU kernel is deterministic either way (both backends have one signature;
+    ``minimask/cuda/interpolate.py`` picks its kernel with it)."""
     tables = _bilinear_tables(input_hw, grad_out.shape[2:], align_corners, scales, grad_out.dtype)
     return _bilinear_scatter(np.ascontiguousarray(grad_out), *tables, tuple(input_hw))

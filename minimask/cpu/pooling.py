@@ -31,8 +31,15 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation, output_hw):
 
 
 @one_thread_at_a_time
-def max_pool2d_backward(grad_out, argmax, input_hw):
-    """dx (N, C, H, W): each output gradient added at its window's argmax."""
+def max_pool2d_backward(
+    grad_out, argmax, input_hw, kernel_hw, stride, padding, dilation, deterministic=True
+):
+    """dx (N, C, H, W): each output gradient added at its window's argmax.
+
+    The window geometry and ``deterministic`` are ignored here: the CPU kernel needs only
+    argmax and is deterministic either way (one owner per plane, a fixed order). They
+    exist so that both backends have one signature; ``minimask/cuda/pooling.py`` picks its
+    deterministic kernel (which needs the geometry) or its atomic-add kernel with them."""
     return _scatter_to_argmax(np.ascontiguousarray(grad_out), argmax, tuple(input_hw))
 
 
@@ -84,7 +91,9 @@ def _scatter_to_argmax(grad_out, argmax, input_hw):
     overlapping windows (stride < kernel) send several output gradients to one element;
     within a plane the outputs are added in row-major order, so the sums are deterministic.
     argmax -1 (a window with no input element) adds nothing.
-    A CUDA twin runs one thread per output element and adds with atomics instead.
+    The CUDA twin gives a thread one input element, which adds the gradients of the
+    windows that chose it in the same row-major order (its atomic-add variant gives a
+    thread one output element instead).
     """
     batch, channels, out_h, out_w = grad_out.shape
     height, width = input_hw

@@ -11,13 +11,16 @@ are.
 
 Both modes are linear in the input, y = A x, with A made of the weights above. Their
 backward is the transpose, dx = A^T dy: each output gradient is scattered back onto the
-input elements it was read from, times the weights it was read with.
+input elements it was read from, times the weights it was read with. On CUDA
+``minimask.use_deterministic_algorithms`` picks the backward kernel (True, the default:
+the CPU's order of additions, the same bits every run; False: atomic adds).
 """
 
 import math
 import numbers
 
 from minimask.autograd.function import Function
+from minimask.determinism import are_deterministic_algorithms_enabled
 
 
 class InterpolateNearest2d(Function):
@@ -31,7 +34,12 @@ class InterpolateNearest2d(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        return ctx.xp.interpolate_nearest2d_backward(grad_out, ctx.input_size, ctx.scales)
+        return ctx.xp.interpolate_nearest2d_backward(
+            grad_out,
+            ctx.input_size,
+            ctx.scales,
+            deterministic=are_deterministic_algorithms_enabled(),
+        )
 
 
 class InterpolateBilinear2d(Function):
@@ -45,7 +53,11 @@ class InterpolateBilinear2d(Function):
     @staticmethod
     def backward(ctx, grad_out):
         return ctx.xp.interpolate_bilinear2d_backward(
-            grad_out, ctx.input_size, ctx.align_corners, ctx.scales
+            grad_out,
+            ctx.input_size,
+            ctx.align_corners,
+            ctx.scales,
+            deterministic=are_deterministic_algorithms_enabled(),
         )
 
 

@@ -10,10 +10,13 @@ with taps outside x ignored (padding with -inf) and, per axis,
 where in ceil_mode a last window that would start in the right padding is dropped, as in
 PyTorch. The backward sends each output's gradient to the one element its maximum came
 from, the first maximal element of the window in row-major order at a tie (PyTorch's
-rule; a NaN in a window wins). The kernels are in ``minimask/cpu/pooling.py``.
+rule; a NaN in a window wins). The kernels are in ``minimask/cpu/pooling.py``; on CUDA
+``minimask.use_deterministic_algorithms`` picks the backward kernel (True, the default:
+the CPU's order of additions, the same bits every run; False: atomic adds).
 """
 
 from minimask.autograd.function import Function
+from minimask.determinism import are_deterministic_algorithms_enabled
 
 
 class MaxPool2d(Function):
@@ -27,12 +30,19 @@ class MaxPool2d(Function):
         )
         ctx.save_for_backward(argmax)
         ctx.input_size = x.shape[2:]
+        ctx.window = (kernel_size, stride, padding, dilation)
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
         (argmax,) = ctx.saved_arrays
-        return ctx.xp.max_pool2d_backward(grad_out, argmax, ctx.input_size)
+        return ctx.xp.max_pool2d_backward(
+            grad_out,
+            argmax,
+            ctx.input_size,
+            *ctx.window,
+            deterministic=are_deterministic_algorithms_enabled(),
+        )
 
 
 def _pair(value, name):
