@@ -90,6 +90,12 @@ def _add_train_arguments(train):
     )
     train.add_argument("--checkpoint-period", type=int, help="steps between checkpoints (500)")
     train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    train.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="Numba and BLAS threads of this process (under mpiexec: the machine's cores "
+        "over its processes)",
+    )
     train.add_argument("--seed", type=int, help="random seed (0)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -171,6 +177,7 @@ def build_parser():
 
 def train_command(args):
     from minimask.data.coco import CocoDetection
+    from minimask.engine import distributed
     from minimask.engine.checkpoint import load_model
     from minimask.engine.evaluator import evaluate
     from minimask.engine.trainer import NonFiniteLossError, TrainingInterrupted, train
@@ -178,8 +185,13 @@ def train_command(args):
 
     if (args.val_images is None) != (args.val_ann is None):
         raise SystemExit("train: give both --val-images and --val-ann, or neither")
+    world = distributed.world()
+    lead = world.rank == 0
+    if args.threads is not None or world.size > 1:
+        distributed.set_threads(args.threads or distributed.threads_per_rank(world))
     train_set = CocoDetection(args.train_images, args.train_ann)
-    print(train_set.summary())
+    if lead:
+        print(train_set.summary())
     preset = getattr(MaskRCNNConfig, args.preset)
     cfg = preset(len(train_set.category_ids))
     if args.min_size is not None:
@@ -196,13 +208,23 @@ def train_command(args):
     }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     try:
-        summary = train(cfg, train_set, args.out, args.device, args.resume, not args.quiet)
-    except NonFiniteLossError as error:
-        print(f"train: {error}", file=sys.stderr)
+        summary = distributed.run_on_every_rank(
+            lambda: train(
+                cfg, train_set, args.out, args.device, args.resume, not args.quiet, world
+            ),
+            world,
+            every_rank_stops=(NonFiniteLossError, TrainingInterrupted),
+        )
+    except NonFiniteLossError as error:  # every rank stops at the same step
+        if lead:
+            print(f"train: {error}", file=sys.stderr)
         return 1
     except TrainingInterrupted as error:
-        print(f"train: {error}", file=sys.stderr)
+        if lead:
+            print(f"train: {error}", file=sys.stderr)
         return 130  # the shell's status for a process stopped by Ctrl-C
+    if not lead:
+        return 0
     last = summary["last"]
     print(
         f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min; last step "

@@ -218,15 +218,15 @@ def crash_at_step_3(cfg, train_set, out, monkeypatch):
     class Crash(Exception):
         pass
 
-    original = TrainingBatches.__getitem__
+    original = TrainingBatches.examples
 
-    def crash(self, step):
+    def crash(self, step, positions=None):
         if step == 3:
             raise Crash
-        return original(self, step)
+        return original(self, step, positions)
 
     with monkeypatch.context() as patch:
-        patch.setattr(TrainingBatches, "__getitem__", crash)
+        patch.setattr(TrainingBatches, "examples", crash)
         with pytest.raises(Crash):
             train(cfg, train_set, out, progress=False)
 

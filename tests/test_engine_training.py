@@ -98,15 +98,15 @@ def test_resumed_run_equals_the_uninterrupted_run(train_set, run_a, tmp_path, mo
     class Crash(Exception):
         pass
 
-    original = TrainingBatches.__getitem__
+    original = TrainingBatches.examples
 
-    def crash_at_step_4(self, step):
+    def crash_at_step_4(self, step, positions=None):
         if step == 4:
             raise Crash
-        return original(self, step)
+        return original(self, step, positions)
 
     with monkeypatch.context() as patch:
-        patch.setattr(TrainingBatches, "__getitem__", crash_at_step_4)
+        patch.setattr(TrainingBatches, "examples", crash_at_step_4)
         with pytest.raises(Crash):
             train(cfg, train_set, out, progress=False)
     # The interrupted state: steps 0..3 logged, the checkpoint holds 3 steps, so step 3's

@@ -436,8 +436,8 @@ class RecordingSampler:
         self.sampler = sampler
         self.draws = []
 
-    def __call__(self, labels):
-        positive, negative = self.sampler(labels)
+    def __call__(self, labels, generator=None):
+        positive, negative = self.sampler(labels, generator)
         self.draws.append((positive.copy(), negative.copy()))
         return positive, negative
 

@@ -10,8 +10,14 @@ uninterrupted run would have seen, with no loader state to save:
     size of position p: min_sizes[default_rng((seed, 1_000_033, s)).integers(len(min_sizes),
                         size=B)[p - s*B]], given to the model as target["min_size"]
 
+The model's own draws about an image (the samplers' choice of anchors and RoIs) are keyed
+the same way: each target carries ``"draw_key"`` = (seed, step, position) (models/sampler.py),
+so a process of a data-parallel run that loads only some positions (``examples(step,
+positions)``) draws for them what one process loading the whole batch draws.
+
 Each draw has its own generator, so the sizes change neither the order nor the flips, and
-with no ``min_sizes`` (single-scale training) nothing is drawn and no target gets the key:
+with no ``min_sizes`` (single-scale training) nothing is drawn and no target gets a
+``"min_size"``:
 the stream is the one it was before multi-scale training existed. The model's transform
 resizes an image whose target has ``min_size`` to that shortest side instead of the
 config's (models/transform.py); the config's ``max_size`` still caps it.
@@ -67,17 +73,28 @@ class TrainingBatches:
         return [self.min_sizes[k] for k in rng.integers(len(self.min_sizes), size=self.batch_size)]
 
     def __getitem__(self, step):
+        return self.examples(step)
+
+    def examples(self, step, positions=None):
+        """(images, targets) of batch ``step`` at ``positions`` of the batch (all of them
+        by default; a data-parallel process loads its share only). Each target gets
+        ``"draw_key"`` = (seed, step, position), which keys the model's random draws about
+        that image (models/sampler.py)."""
         flips = np.random.default_rng((self.seed, _FLIP_STREAM, step)).random(self.batch_size)
+        indices, sizes = self.indices(step), self.sizes(step)
+        positions = range(self.batch_size) if positions is None else positions
         images, targets = [], []
-        for index, flip, size in zip(self.indices(step), flips, self.sizes(step)):
+        for position in positions:
+            index, flip, size = indices[position], flips[position], sizes[position]
             example = self.dataset[index]
             if example is None:
                 continue
             image, target = example
             if flip < self.flip_prob:
                 image, target = horizontal_flip(image, target)
+            target = {**target, "draw_key": (self.seed, step, position)}
             if size is not None:
-                target = {**target, "min_size": size}
+                target["min_size"] = size
             images.append(image)
             targets.append(target)
         return images, targets

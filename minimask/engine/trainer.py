@@ -9,6 +9,12 @@
         every checkpoint_period steps and at the end: RUN/checkpoint.npz (atomic)
     RUN/loss_curve.png from the log
 
+Data-parallel training (``mpiexec -n N minimask train``, engine/distributed.py): each
+process computes its share of every batch with the counts of the whole batch, the loss
+values and the gradients are summed over the processes before the NaN check and the
+optimizer step, and rank 0 alone writes the log, the curve and the checkpoints. With one
+process none of this runs.
+
 Weight decay applies to every parameter, GroupNorm's and the biases included (PyTorch's
 and torchvision's reference scripts do the same; detectron2 exempts the norm layers).
 
@@ -38,6 +44,7 @@ from tqdm import tqdm
 import minimask
 from minimask.engine.batches import TrainingBatches
 from minimask.engine.checkpoint import read_checkpoint, restore_generator, save_checkpoint
+from minimask.engine.distributed import SingleProcess, share, sum_gradients
 from minimask.io.loss_log import read_loss_log
 from minimask.models.config import MaskRCNNConfig
 from minimask.models.mask_rcnn import LOSS_NAMES, MaskRCNN
@@ -164,34 +171,50 @@ def _resume(checkpoint_path, cfg, model, optimizer, scheduler):
 
 class _Run:
     """What one training run writes to: the model, its optimizer and schedule, the run
-    folder's paths and the dataset's category map."""
+    folder's paths and the dataset's category map; ``world``, the processes it runs on
+    (engine/distributed.py), of which rank 0 alone writes files."""
 
-    def __init__(self, cfg, model, optimizer, scheduler, out_dir, meta):
+    def __init__(self, cfg, model, optimizer, scheduler, out_dir, meta, world):
         self.cfg, self.model = cfg, model
         self.optimizer, self.scheduler = optimizer, scheduler
         self.out_dir, self.meta = out_dir, meta
+        self.world = world
+        self.writes = world.rank == 0
         self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
 
     def save(self, done, path=None):
         """Checkpoint after ``done`` steps (atomic) at ``path`` (RUN/checkpoint.npz)."""
+        if not self.writes:
+            return
         path = self.checkpoint_path if path is None else path
         save_checkpoint(path, self.model, done, self.meta, self.optimizer, self.scheduler)
 
     def step(self, step, images, targets, device):
-        """One SGD step on a batch; returns the log record (without its time). A NaN or
-        inf loss term saves RUN/checkpoint_nonfinite.npz (the state that produced it) and
-        raises."""
-        images = [image.to(device) for image in images]
-        targets = [_to_device(t, device) for t in targets]
-        losses = self.model(images, targets)
-        values = {k: losses[k].item() for k in LOSS_NAMES}
+        """One SGD step on this process's share of a batch; returns the log record (without
+        its time) of the whole batch. A NaN or inf loss term saves
+        RUN/checkpoint_nonfinite.npz (the state that produced it) and raises. A process
+        whose share is empty (its images failed to load) still takes part in every sum."""
+        losses = None
+        if images:
+            images = [image.to(device) for image in images]
+            targets = [_to_device(t, device) for t in targets]
+            losses = self.model(images, targets)
+            values = {k: losses[k].item() for k in LOSS_NAMES}
+        else:
+            self.model.loss_normalizer.skip_step()
+            values = dict.fromkeys(LOSS_NAMES, 0.0)
+        if self.world.size > 1:
+            values = dict(zip(LOSS_NAMES, self.world.sum([values[k] for k in LOSS_NAMES])))
+            values = {k: float(v) for k, v in values.items()}
         if not all(math.isfinite(v) for v in values.values()):
             path = os.path.join(self.out_dir, NONFINITE_CHECKPOINT_NAME)
             self.save(step, path)
             raise NonFiniteLossError(step, values, path)
-        total = sum(losses[k] for k in LOSS_NAMES)
         lr = self.optimizer.param_groups[0]["lr"]
-        total.backward()
+        if losses is not None:
+            sum(losses[k] for k in LOSS_NAMES).backward()
+        if self.world.size > 1:
+            sum_gradients(self.model.parameters(), self.world)
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.scheduler.step()
@@ -209,18 +232,30 @@ def _progress_bar(start, total, progress):
     )
 
 
-def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
+def _open_log(path, mode, writes):
+    """The log file of rank 0; elsewhere a sink (only rank 0 writes files)."""
+    return open(path, mode, encoding="utf-8") if writes else open(os.devnull, mode)
+
+
+def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True, world=None):
     """Train a MaskRCNN(cfg) on ``dataset`` into the folder ``out_dir``; returns a summary
-    dict (steps, seconds, last losses, paths). See the module docstring."""
+    dict (steps, seconds, last losses, paths). See the module docstring. ``world``: the
+    processes of a data-parallel run (engine/distributed.py), one process by default."""
+    world = SingleProcess() if world is None else world
+    if world.size > 1 and device != "cpu":
+        raise ValueError("data-parallel training (mpiexec) runs on the CPU; drop --device")
+    positions = share(cfg.batch_size, world)
     os.makedirs(out_dir, exist_ok=True)
     log_path = os.path.join(out_dir, LOG_NAME)
     minimask.manual_seed(cfg.seed)
     model = MaskRCNN(cfg).to(device)
+    if world.size > 1:
+        model.loss_normalizer.reduce = lambda count: world.sum([count])[0]
     optimizer, scheduler = make_optimizer(model, cfg)
-    run = _Run(cfg, model, optimizer, scheduler, out_dir, dataset_meta(dataset))
+    run = _Run(cfg, model, optimizer, scheduler, out_dir, dataset_meta(dataset), world)
     start = _resume(run.checkpoint_path, cfg, model, optimizer, scheduler) if resume else 0
     rows = _read_log(log_path, start)
-    with open(log_path, "w", encoding="utf-8") as log:
+    with _open_log(log_path, "w", run.writes) as log:
         log.writelines(json.dumps(r) + "\n" for r in rows)
 
     batches = TrainingBatches(
@@ -229,13 +264,15 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
     model.train()
     began = time.perf_counter()
     last = {}
-    bar = _progress_bar(start, cfg.max_iters, progress)
-    with open(log_path, "a", encoding="utf-8") as log, _StopOnInterrupt() as stop:
+    bar = _progress_bar(start, cfg.max_iters, progress and run.writes)
+    log = _open_log(log_path, "a", run.writes)
+    with log, _StopOnInterrupt() as stop:
         for step in bar:
             tic = time.perf_counter()
-            images, targets = batches[step]
+            images, targets = batches.examples(step, positions)
             done = step + 1
-            if images:
+            loaded = len(images) if world.size == 1 else world.sum([len(images)])[0]
+            if loaded:
                 last = run.step(step, images, targets, device)
                 last["seconds"] = time.perf_counter() - tic  # loading included
                 log.write(json.dumps(last) + "\n")
@@ -244,14 +281,16 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True):
                 bar.set_postfix(terms, refresh=False)  # redrawn at tqdm's own interval
             else:  # every image of this batch failed to load (warned already)
                 scheduler.step()
-            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters or stop.requested:
+            stopping = stop.requested if world.size == 1 else world.sum([stop.requested])[0] > 0
+            if done % cfg.checkpoint_period == 0 or done == cfg.max_iters or stopping:
                 run.save(done)
-            if stop.requested and done < cfg.max_iters:
+            if stopping and done < cfg.max_iters:
                 bar.close()
                 raise TrainingInterrupted(done, run.checkpoint_path)
     bar.close()
     curve = os.path.join(out_dir, LOSS_CURVE_NAME)
-    _save_loss_curve(log_path, curve)
+    if run.writes:
+        _save_loss_curve(log_path, curve)
     return {
         "steps": cfg.max_iters - start,
         "seconds": time.perf_counter() - began,

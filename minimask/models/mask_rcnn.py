@@ -23,6 +23,7 @@ from minimask import nn
 from minimask.autograd.grad_mode import no_grad
 from minimask.models.backbone import ResNetGN
 from minimask.models.fpn import FPN
+from minimask.models.loss_normalizer import LossNormalizer
 from minimask.models.roi_heads import RoIHeads
 from minimask.models.rpn import RegionProposalNetwork
 from minimask.models.transform import RCNNTransform
@@ -44,6 +45,11 @@ class MaskRCNN(nn.Module):
         self.fpn = FPN(cfg.stage_channels, cfg.fpn_channels)
         self.rpn = RegionProposalNetwork(cfg)
         self.roi_heads = RoIHeads(cfg)
+        # One count of loss terms for both stages: data-parallel training makes it count
+        # every process's terms (loss_normalizer.py).
+        self.loss_normalizer = self.rpn.loss_normalizer = self.roi_heads.loss_normalizer = (
+            LossNormalizer()
+        )
 
     def features(self, batch):
         """[P2, .., P6] of a normalised, padded batch (N, 3, H, W)."""

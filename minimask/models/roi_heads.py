@@ -20,7 +20,9 @@ Losses, with S the sampled proposals of all images, S+ the positives, y their la
                       BCE-with-logits(mask logit of class y, mask target)
 The mask target of a positive is its ground-truth mask resampled into the proposal by
 RoIAlign (masks.py), so only the ground-truth class's mask is trained: the classes do not
-compete for pixels (the paper's "decoupling", Table 2b).
+compete for pixels (the paper's "decoupling", Table 2b). In data-parallel training |S| and
+|S+| count every process's RoIs (loss_normalizer.py), and step 3's draws are the image's
+own (sampler.image_generator).
 
 Ablations (config.py): ``mask_loss="softmax"`` predicts K + 1 maps (background first) and
 trains a per-pixel softmax over them, target class y where the mask target is >= 0.5 and
@@ -42,10 +44,11 @@ from minimask.autograd.grad_mode import no_grad
 from minimask.autograd.ops import cat, sigmoid, softmax
 from minimask.models.box_coder import BoxCoder
 from minimask.models.crowd import crowd_covered
+from minimask.models.loss_normalizer import LossNormalizer
 from minimask.models.masks import mask_targets
 from minimask.models.matcher import Matcher
 from minimask.models.poolers import MultiScaleRoIAlign
-from minimask.models.sampler import BalancedPositiveNegativeSampler
+from minimask.models.sampler import ROI_STREAM, BalancedPositiveNegativeSampler, image_generator
 from minimask.nn import functional as F
 from minimask.nn.normalization import group_count
 from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
@@ -157,6 +160,7 @@ class RoIHeads(nn.Module):
         self.nms_thresh = cfg.box_nms_thresh
         self.min_size = cfg.box_min_size
         self.detections_per_img = cfg.detections_per_img
+        self.loss_normalizer = LossNormalizer()  # MaskRCNN shares one with the RPN
 
     # ------------------------------------------------------------------ training targets
     def select_training_samples(self, proposals, targets):
@@ -181,7 +185,7 @@ class RoIHeads(nn.Module):
             host_labels, host_matched = self._label_proposals(
                 quality, target["labels"].numpy(), host, host_crowd
             )
-            pos, neg = self.sampler(host_labels)
+            pos, neg = self.sampler(host_labels, image_generator(target, ROI_STREAM))
             keep = np.concatenate([pos, neg])
             deltas = np.zeros((len(keep), 4), dtype=host.dtype)
             deltas[: len(pos)] = self.box_coder.encode(host_gt[host_matched[pos]], host[pos])
@@ -225,8 +229,9 @@ class RoIHeads(nn.Module):
         the per-image lists of select_training_samples."""
         labels = cat(labels)
         targets = cat(regression_targets)
-        loss_classifier = F.cross_entropy(class_logits, labels)
         host_labels = labels.numpy()
+        count = self.loss_normalizer.total(len(host_labels))
+        loss_classifier = F.cross_entropy(class_logits, labels, reduction="sum") / count
         positive = np.flatnonzero(host_labels > 0)
         # row i, class y_i of the (R, K + 1, 4) deltas is row i * (K + 1) + y_i of (R (K+1), 4)
         classes = self.num_classes + 1
@@ -238,7 +243,7 @@ class RoIHeads(nn.Module):
             beta=BOX_LOSS_BETA,
             reduction="sum",
         )
-        return loss_classifier, loss_box / len(host_labels)
+        return loss_classifier, loss_box / count
 
     def mask_training_targets(self, sampled, labels, matched, targets):
         """The positives of each image and their (P, 28, 28) mask targets. A target's
@@ -259,21 +264,25 @@ class RoIHeads(nn.Module):
         mask_goal = mask_targets(gt_masks, gt_boxes, gt_indices, self.mask_resolution)
         return positives, cat(positive_labels), mask_goal
 
-    def mask_loss(self, mask_logits, labels, goal):
+    def mask_loss(self, mask_logits, labels, goal, positives=None):
         """loss_mask of the module docstring (or its softmax / class-agnostic ablation).
-        mask_logits (P, maps, M, M), labels (P,) in 1..K, goal (P, M, M) in [0, 1]."""
+        mask_logits (P, maps, M, M), labels (P,) in 1..K, goal (P, M, M) in [0, 1];
+        positives: the number of positives the mean is over (LossNormalizer.total of a
+        data-parallel run), P by default."""
         count, maps, m, _ = mask_logits.shape
+        cells = (count if positives is None else positives) * m * m
         host_labels = labels.numpy().astype(np.int64)
         goal = goal.to(mask_logits.dtype).detach()
         if self.mask_loss_kind == "softmax":
             foreground = 1 if self.class_agnostic_masks else host_labels
             inside = goal.numpy() >= 0.5
             classes = np.where(inside, np.reshape(foreground, (-1, 1, 1)), 0).astype(np.int64)
-            return F.cross_entropy(mask_logits, tensor(classes, device=mask_logits.device))
+            classes = tensor(classes, device=mask_logits.device)
+            return F.cross_entropy(mask_logits, classes, reduction="sum") / cells
         channel = np.zeros(count, np.int64) if self.class_agnostic_masks else host_labels - 1
         rows = tensor(np.arange(count) * maps + channel, device=mask_logits.device)
         chosen = mask_logits.reshape(count * maps, m, m)[rows]
-        return F.binary_cross_entropy_with_logits(chosen, goal)
+        return F.binary_cross_entropy_with_logits(chosen, goal, reduction="sum") / cells
 
     def mask_probabilities(self, mask_logits, labels):
         """(D, 1, M, M) probabilities of each detection's mask for its label (inference)."""
@@ -328,11 +337,12 @@ class RoIHeads(nn.Module):
             positives, positive_labels, goal = self.mask_training_targets(
                 sampled, labels, matched, targets
             )
-            if positive_labels.shape[0] == 0:  # no positive anywhere: nothing to learn
+            count = self.loss_normalizer.total(positive_labels.shape[0])
+            if positive_labels.shape[0] == 0:  # no positive here: nothing to learn
                 loss_mask = zeros((), dtype=class_logits.dtype, device=class_logits.device)
             else:
                 mask_logits = self.mask_forward(features, positives)
-                loss_mask = self.mask_loss(mask_logits, positive_labels, goal)
+                loss_mask = self.mask_loss(mask_logits, positive_labels, goal, count)
             losses = {
                 "loss_classifier": loss_classifier,
                 "loss_box_reg": loss_box_reg,

@@ -31,8 +31,9 @@ from minimask.autograd.ops import cat, sigmoid, topk
 from minimask.models.anchors import AnchorGenerator
 from minimask.models.box_coder import BoxCoder
 from minimask.models.crowd import crowd_covered
+from minimask.models.loss_normalizer import LossNormalizer
 from minimask.models.matcher import Matcher
-from minimask.models.sampler import BalancedPositiveNegativeSampler
+from minimask.models.sampler import RPN_STREAM, BalancedPositiveNegativeSampler, image_generator
 from minimask.nn import functional as F
 from minimask.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
@@ -126,13 +127,16 @@ def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
     return tensor(labels, device=device), tensor(targets, device=device)
 
 
-def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
+def rpn_loss(objectness, deltas, labels, regression_targets, sampler, generators=None, total=None):
     """The two RPN losses of a batch.
 
     objectness (N, P) logits and deltas (N, P, 4) as concat_box_prediction_layers returns
     them; labels: list of N (P,) Tensors and regression_targets: list of N (P, 4) Tensors
     from rpn_targets; sampler: BalancedPositiveNegativeSampler(256, 0.5), called once per
-    image (its draw uses minimask's global generator: seed with minimask.manual_seed).
+    image, drawing from ``generators[i]`` (sampler.image_generator), or from minimask's
+    global generator without them (seed it with minimask.manual_seed). ``total``: the
+    LossNormalizer.total of a data-parallel run, making |S| the count over every process
+    (loss_normalizer.py); None: this batch's |S|.
     With S the sampled anchors of all images and S+ its positives:
         loss_objectness  = 1/|S| sum_{i in S} [ -y_i log s(o_i) - (1 - y_i) log(1 - s(o_i)) ]
         loss_rpn_box_reg = 1/|S| sum_{i in S+} sum_{c} smooth_l1(d_ic - t_ic; beta = 1/9)
@@ -144,7 +148,7 @@ def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
     num_images, num_anchors = objectness.shape
     pos_rows, neg_rows = [], []
     for i in range(num_images):
-        pos, neg = sampler(labels[i].numpy())
+        pos, neg = sampler(labels[i].numpy(), None if generators is None else generators[i])
         offset = i * num_anchors  # rows of the (N * P) flattened batch
         pos_rows.append(pos + offset)
         neg_rows.append(neg + offset)
@@ -157,9 +161,10 @@ def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
     flat_deltas = deltas.reshape(num_images * num_anchors, 4)
     flat_labels = cat([lab.reshape(num_anchors) for lab in labels]).to(objectness.dtype)
     flat_targets = cat([t.reshape(num_anchors, 4) for t in regression_targets])
+    count = sampled.size if total is None else total(sampled.size)
     sampled_t = tensor(sampled, device=device)
     loss_objectness = F.binary_cross_entropy_with_logits(
-        flat_logits[sampled_t], flat_labels[sampled_t].detach()
+        flat_logits[sampled_t], flat_labels[sampled_t].detach(), reduction="sum"
     )
     pos_t = tensor(pos_idx, device=device)
     box_loss = F.smooth_l1_loss(
@@ -168,7 +173,7 @@ def rpn_loss(objectness, deltas, labels, regression_targets, sampler):
         beta=RPN_BOX_LOSS_BETA,
         reduction="sum",
     )
-    return loss_objectness, box_loss / sampled.size
+    return loss_objectness / count, box_loss / count
 
 
 def rpn_proposals(
@@ -260,6 +265,7 @@ class RegionProposalNetwork(nn.Module):
         }
         self.nms_thresh = cfg.rpn_nms_thresh
         self.min_size = cfg.rpn_min_size
+        self.loss_normalizer = LossNormalizer()  # MaskRCNN shares one with the RoI heads
 
     def anchors(self, image_shape, features):
         """Anchors of every level for a batch of ``image_shape`` (H, W) and these feature
@@ -296,6 +302,12 @@ class RegionProposalNetwork(nn.Module):
             labels.append(image_labels)
             regression_targets.append(image_targets)
         loss_objectness, loss_box = rpn_loss(
-            objectness, box_deltas, labels, regression_targets, self.sampler
+            objectness,
+            box_deltas,
+            labels,
+            regression_targets,
+            self.sampler,
+            [image_generator(target, RPN_STREAM) for target in targets],
+            self.loss_normalizer.total,
         )
         return proposals, {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_box}
