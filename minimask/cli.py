@@ -190,6 +190,9 @@ def train_command(args):
     if args.threads is not None or world.size > 1:
         distributed.set_threads(args.threads or distributed.threads_per_rank(world))
     train_set = CocoDetection(args.train_images, args.train_ann)
+    for what, count in (("images", len(train_set)), ("categories", len(train_set.category_ids))):
+        if count == 0:  # nothing to train on, or no class to train
+            raise ValueError(f"{args.train_ann} lists no {what}")
     if lead:
         print(train_set.summary())
     preset = getattr(MaskRCNNConfig, args.preset)
@@ -345,8 +348,8 @@ COMMANDS = {
 
 
 def main(argv=None):
-    """Run one command; bad input (a missing file, a value out of range) ends with the
-    message and exit status 1, never a traceback."""
+    """Run one command; bad input (a missing or unreadable file, a folder given for a file,
+    a value out of range) ends with the message and exit status 1, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -355,7 +358,7 @@ def main(argv=None):
     run = COMMANDS[args.command][2]
     try:
         return run(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # an OSError's message names its file
         raise SystemExit(f"minimask {args.command}: {error}") from None
 
 

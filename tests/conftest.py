@@ -1,8 +1,10 @@
 """Shared test settings.
 
-Hypothesis profiles: "dev" (default, 50 examples) and "ci" (selected with
-HYPOTHESIS_PROFILE=ci: fewer examples, derandomized so a CI run is reproducible).
-No deadline in either: the first call of a Numba kernel compiles it, which is slow.
+Hypothesis profiles: "dev" (default, 50 examples), "ci" (selected with
+HYPOTHESIS_PROFILE=ci: fewer examples, derandomized so a CI run is reproducible) and
+"fuzz" (HYPOTHESIS_PROFILE=fuzz: 2000 examples a test, for a long run by hand, e.g. of
+tests/test_data_fuzz.py). No deadline in any: the first call of a Numba kernel compiles
+it, which is slow.
 
 OMP_WAIT_POLICY=passive (set before torch is imported): PyTorch's OpenMP threads otherwise
 spin after each torch call and starve Numba's threads on a 2-core machine, which made
@@ -18,6 +20,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 if not os.path.exists("/dev/nvidiactl"):
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+if os.environ.get("MINIMASK_RECORD_KERNELS"):  # the recording run of tests/test_cuda_compile.py
+    from kernel_recording import record_launches
+
+    record_launches(os.environ["MINIMASK_RECORD_KERNELS"])
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -30,5 +36,8 @@ settings.register_profile(
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import minimask
 
 
@@ -28,3 +30,37 @@ def test_make_shapes_writes_the_requested_splits(tmp_path):
         for image in data["images"]:
             assert (image["width"], image["height"]) == (64, 64)
             assert (tmp_path / "images" / split / image["file_name"]).is_file()
+
+
+def run_cli_failing(*args):
+    """The exit status and stderr of a `minimask` command expected to fail."""
+    done = subprocess.run([sys.executable, "-m", "minimask", *args], capture_output=True, text=True)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("empty", ["images", "categories"])
+def test_train_names_an_annotation_file_without_images_or_categories(tmp_path, empty):
+    """A valid instances file listing no images or no categories: one line naming the file,
+    exit status 1, no traceback (the messages used to be "the training dataset has no
+    images" and "MaskRCNNConfig: num_classes must be >= 1", without the file)."""
+    image = {"id": 1, "file_name": "a.png", "width": 8, "height": 8}
+    data = {"images": [image], "annotations": [], "categories": [{"id": 1}], empty: []}
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps(data))
+    code, err = run_cli_failing(
+        "train", "--train-images", str(tmp_path), "--train-ann", str(ann), "--out", str(tmp_path)
+    )
+    assert code == 1 and "Traceback" not in err
+    assert err.strip() == f"minimask train: {ann} lists no {empty}"
+
+
+def test_a_folder_given_as_the_annotation_file_is_named(tmp_path):
+    """--train-ann naming a folder: the OSError's message with the path, exit status 1, no
+    traceback (IsADirectoryError used to escape as a traceback)."""
+    code, err = run_cli_failing(
+        "train", "--train-images", str(tmp_path), "--train-ann", str(tmp_path), "--out", "run"
+    )
+    assert code == 1 and "Traceback" not in err
+    assert (
+        err.startswith("minimask train: ") and str(tmp_path) in err and len(err.splitlines()) == 1
+    )

@@ -306,7 +306,7 @@ def test_missing_and_corrupt_images_warn_and_return_none(tmp_path):
         _image(3, "corrupt.png"),
         _image(4, "small.png"),
     ]
-    ds = _dataset(tmp_path, images, [_ann(1, image_id=i) for i in (1, 2, 3, 4)])
+    ds = _dataset(tmp_path, images, [_ann(i, image_id=i) for i in (1, 2, 3, 4)])
     for index, name in ((1, "missing.png"), (2, "corrupt.png"), (3, "small.png")):
         with pytest.warns(UserWarning) as record:
             assert ds[index] is None
@@ -380,3 +380,177 @@ def test_an_annotation_file_that_is_not_coco_json_names_the_file(tmp_path, conte
     assert str(exit_info.value.code).startswith("minimask train: ") and str(ann) in str(
         exit_info.value.code
     )
+
+
+# ---------------------------------------------------------------------------- fuzz regressions
+def _write_json(tmp_path, images, annotations, categories=({"id": 0, "name": "zero"},)):
+    ann_file = tmp_path / "instances.json"
+    data = {"images": images, "annotations": annotations, "categories": list(categories)}
+    ann_file.write_text(json.dumps(data))
+    return ann_file
+
+
+@pytest.mark.parametrize(
+    "images, annotations, problem",
+    [
+        ([_image(1, "a.png"), _image(1, "b.png")], [], "image id 1 is listed twice"),
+        ([_image(1, "a.png")], [_ann(5), _ann(5)], "annotation id 5 is listed twice"),
+        ([_image(None, "a.png")], [], "image #0 has id None, not an integer"),
+        ([_image(True, "a.png")], [], "image #0 has id True, not an integer"),
+        ([_image(1, None)], [], "image 1 has file_name None, not a file name"),
+        ([_image(1, "")], [], "image 1 has file_name '', not a file name"),
+        ([_image(1, "a.png", w=0)], [], "image 1 has width 0, not an integer in 1.."),
+        ([_image(1, "a.png", h=-1)], [], "image 1 has height -1, not an integer in 1.."),
+        ([_image(1, "a.png", h=12.0)], [], "image 1 has height 12.0, not an integer"),
+        ([_image(1, "a.png", w=2**31)], [], "has width 2147483648, not an integer in 1.."),
+        ([_image(1, "a.png")], [_ann("x")], "annotation #0 has id 'x', not an integer"),
+    ],
+)
+def test_records_that_cannot_be_indexed_raise_naming_the_file(
+    tmp_path, images, annotations, problem
+):
+    """Duplicate or non-integer ids, a file name that is not a string, a size that is not a
+    positive integer: one ValueError naming the file and the record (reference: the
+    message text), where they used to shadow a record silently (duplicates) or raise a
+    TypeError from sorting or ``os.path.join`` mid-epoch."""
+    ann_file = _write_json(tmp_path, images, annotations)
+    with pytest.raises(ValueError) as info:
+        CocoDetection(tmp_path, ann_file)
+    assert str(ann_file) in str(info.value) and problem in str(info.value)
+
+
+def test_boxes_are_clipped_to_the_image(tmp_path):
+    """Reference: (x, y, x + w, y + h) clipped to [0, 16] x [0, 12] by hand (exact). A box
+    reaching past the image, one of 1e39 pixels (inf in float32 unclipped) and one too thin
+    for float32 at x = 8 (x2 == x1 after the cast) are clipped or skipped."""
+    _write_image(tmp_path / "a.png", "RGB")
+    anns = [
+        _ann(1, bbox=(-3, 2, 8, 20)),
+        _ann(2, bbox=(4, 4, 1e39, 1e39)),
+        _ann(3, bbox=(8, 2, 1e-7, 4)),
+        _ann(4, bbox=(2, 2, 10**400, 4)),  # an int too large for a float
+    ]
+    ds = _dataset(tmp_path, [_image(1, "a.png")], anns)
+    assert ds.skipped == {"empty_box": [3], "bad_box": [4]}
+    _, target = ds[0]
+    np.testing.assert_array_equal(target["boxes"].numpy(), [[0, 2, 5, 12], [4, 4, 16, 12]])
+
+
+def test_bad_iscrowd_corrupt_rle_and_far_polygons_are_skipped(tmp_path):
+    """Reference: the reason each annotation was written to have (exact id lists). Before,
+    iscrowd NaN made a crowd region, the compressed strings below made pycocotools raise
+    mid-epoch or decode into memory it does not own (mask values other than 0 and 1), and
+    the far vertex crashed pycocotools' polygon rasteriser."""
+    _write_image(tmp_path / "a.png", "RGB")
+    blank = {"size": [12, 16], "counts": [12 * 16]}
+    anns = [
+        _ann(1),
+        _ann(10, iscrowd=float("nan")),
+        _ann(11, iscrowd="1"),
+        _ann(20, segmentation={"size": [12, 16], "counts": ""}),
+        _ann(21, segmentation={"size": [12, 16], "counts": "@"}),  # not an RLE character
+        _ann(22, segmentation={"size": [12, 16], "counts": "hC73"}),  # runs past 12 x 16
+        _ann(23, segmentation={"size": [12, 16], "counts": "0R0R0"}),  # negative runs
+        _ann(24, segmentation={"size": [12, 16], "counts": "o"}),  # ends inside a run
+        _ann(25, segmentation={"size": 12, "counts": "abc"}),
+        _ann(26, segmentation={"size": [12.0, 16.0], "counts": [192]}),
+        _ann(30, segmentation=[[2.0, 2.0, 1e12, 2.0, 10.0, 10.0]]),
+        _ann(40, segmentation=blank),
+        _ann(50, iscrowd=1),
+    ]
+    del anns[-1]["segmentation"]
+    ds = _dataset(tmp_path, [_image(1, "a.png")], anns)
+    assert ds.skipped == {
+        "bad_iscrowd": [10, 11],
+        "bad_rle": [20, 21, 22, 23, 24, 25, 26],
+        "bad_polygon": [30],
+        "empty_rle": [40],
+        "missing_segmentation": [50],
+    }
+    _, target = ds[0]
+    assert target["masks"].shape == (1, 12, 16)
+
+
+def test_compressed_rle_runs_match_the_masks_they_encode():
+    """Reference: the column-major run lengths of random masks computed with NumPy, against
+    the loader's decoding of pycocotools' ``encode`` of the same masks (exact)."""
+    from minimask.data.coco import _compressed_rle_runs
+
+    rng = np.random.default_rng(0)
+    for height, width, density in ((12, 16, 0.5), (40, 7, 0.05), (300, 400, 0.999)):
+        mask = (rng.random((height, width)) < density).astype(np.uint8)
+        mask[rng.integers(height), :] = 1  # a long run
+        flat = mask.flatten(order="F")
+        changes = np.flatnonzero(np.diff(flat)) + 1
+        runs = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
+        runs = runs if flat[0] == 0 else [0, *runs]
+        counts = mask_utils.encode(np.asfortranarray(mask))["counts"].decode("ascii")
+        assert _compressed_rle_runs(counts) == runs
+
+
+def test_coco_index_holds_the_kept_annotations_with_area_and_iscrowd(tmp_path):
+    """``ds.coco`` (what evaluation scores against) lists the kept annotations only, each
+    with ``iscrowd`` and ``area``; without them COCOeval raised KeyError. References: the
+    square's shoelace area 64 and the RLE's 32 foreground pixels, by hand (exact)."""
+    from minimask.engine.coco_evaluation import evaluate_coco
+
+    _write_image(tmp_path / "a.png", "RGB")
+    mask = np.zeros((12, 16), np.uint8)
+    mask[3:7, 4:12] = 1
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    compressed = {"size": [12, 16], "counts": rle["counts"].decode("ascii")}
+    anns = [_ann(1), _ann(2, bbox=(4, 3, 8, 4), segmentation=compressed), _ann(3, bbox=(1, 2))]
+    del anns[0]["iscrowd"]
+    anns[1]["area"] = "big"
+    ds = _dataset(tmp_path, [_image(1, "a.png")], anns)
+    assert sorted(ds.coco.anns) == [1, 2]
+    assert ds.coco.anns[1]["iscrowd"] == 0 and ds.coco.anns[1]["area"] == 64.0
+    assert ds.coco.anns[2]["area"] == 32
+    results = [
+        {"image_id": 1, "category_id": 0, "bbox": [2, 2, 8, 8], "score": 0.9},
+        {"image_id": 1, "category_id": 0, "bbox": [4, 3, 8, 4], "score": 0.8},
+    ]
+    metrics = evaluate_coco(ds.coco, results, iou_types=("bbox",), verbose=False)
+    assert metrics["bbox"]["AP"] == pytest.approx(1.0)  # both found; the skipped one not asked
+
+
+def _header_only_png(width, height):
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_sixteen_bit_grayscale_keeps_its_high_byte(tmp_path):
+    """Reference: ``values >> 8`` in NumPy, copied to three channels, / 255 (exact); Pillow's
+    own conversion clipped every value above 255 to white."""
+    values = np.random.default_rng(0).integers(0, 65536, (12, 16), dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode == "I;16"
+    ds = _dataset(tmp_path, [_image(1, "a.png")], [_ann(1)])
+    image, _ = ds[0]
+    high = (values >> 8).astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(image.numpy(), np.stack([high] * 3))
+
+
+@pytest.mark.parametrize("kind", ["int32", "float32", "bomb"])
+def test_unscalable_and_oversized_images_are_bad_images(tmp_path, kind):
+    """32-bit integer or float pixels (a TIFF: no 8-bit scale) and a PNG header claiming
+    40000 x 40000 pixels (over Pillow's decompression-bomb limit): None, a warning naming
+    the file and the image id, the image recorded in ``bad_images``."""
+    if kind == "bomb":
+        name, size = "a.png", {"w": 40000, "h": 40000}
+        (tmp_path / name).write_bytes(_header_only_png(40000, 40000))
+    else:
+        name, size = "a.tif", {}
+        Image.fromarray(np.ones((12, 16), getattr(np, kind))).save(tmp_path / name)
+    ds = _dataset(tmp_path, [_image(1, name, **size)], [_ann(1)])
+    with pytest.warns(UserWarning, match=rf"image id 1 \(.*{name}\): cannot read image"):
+        assert ds[0] is None
+    assert list(ds.bad_images) == [1]

@@ -18,7 +18,13 @@ import numbers
 
 def is_real_number(value, finite=False) -> bool:
     """True if ``value`` is a real number: an int, float or NumPy integer/float scalar (any
-    ``numbers.Real``), but not a bool; with ``finite``, also not NaN or +-inf."""
+    ``numbers.Real``), but not a bool; with ``finite``, also not NaN or +-inf, nor an int
+    too large for a float."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return False
-    return not finite or math.isfinite(value)
+    if not finite:
+        return True
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range: JSON integers may have any length
+        return False
