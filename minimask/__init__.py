@@ -68,6 +68,7 @@ def __getattr__(name):
         return importlib.import_module("minimask.cuda")
     raise AttributeError(f"module 'minimask' has no attribute {name!r}")
 
+
 __all__ = [
     "Tensor",
     "abs",

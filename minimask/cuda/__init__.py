@@ -36,12 +36,21 @@ No GPU? Set ``NUMBA_ENABLE_CUDASIM=1`` before numba is first imported: numba the
 every kernel in its simulator, one Python thread per GPU thread (slow, so keep arrays
 tiny), and ``is_available()`` is true. Random numbers are drawn on the host and copied
 (``minimask``'s factories do that), so a CPU and a CUDA run from one seed agree.
+
+What a computation asks of the GPU (kernel launches and their work items, allocations,
+copies each way, waits) is counted: ``minimask.cuda.stats()``, ``reset_stats()``, and
+``with minimask.cuda.count() as c:`` for one block (``minimask/cuda/array/counters.py``).
+Freed device memory is cached for reuse, as in PyTorch: ``memory_stats()``, ``empty_cache()``
+(``minimask/cuda/array/allocator.py``; ``MINIMASK_CUDA_ALLOCATOR=default`` turns it off).
 """
 
 from numba import cuda as _numba_cuda
 
 from minimask.cuda.array import CudaArray  # noqa: F401
+from minimask.cuda.array.allocator import empty_cache, memory_stats  # noqa: F401
+from minimask.cuda.array.allocator import use_configured_allocator as _use_configured_allocator
 from minimask.cuda.array.along_axis import concatenate, take_along_axis  # noqa: F401
+from minimask.cuda.array.counters import count, reset_stats, stats  # noqa: F401
 from minimask.cuda.array.creation import arange, empty, full, ones, zeros  # noqa: F401
 from minimask.cuda.array.cuda_array import broadcast_to, expand_dims  # noqa: F401
 from minimask.cuda.array.functions import (  # noqa: F401
@@ -66,6 +75,7 @@ from minimask.cuda.array.functions import (  # noqa: F401
     where,
 )
 from minimask.cuda.array.matmul import matmul  # noqa: F401
+from minimask.cuda.array.memory import synchronize  # noqa: F401
 from minimask.cuda.array.reduction import argmax, argmin  # noqa: F401
 from minimask.cuda.array.sorting import argsort  # noqa: F401
 
@@ -96,6 +106,8 @@ from minimask.cuda.nms import nms  # noqa: F401
 from minimask.cuda.pooling import max_pool2d_backward, max_pool2d_forward  # noqa: F401
 from minimask.cuda.roi_align import roi_align_backward, roi_align_forward  # noqa: F401
 from minimask.cuda.roi_pool import roi_pool_backward, roi_pool_forward  # noqa: F401
+
+_use_configured_allocator()  # before numba creates a CUDA context (on first use)
 
 
 def is_available():

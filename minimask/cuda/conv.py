@@ -50,6 +50,8 @@ def im2col(x, kernel_hw, stride, padding, dilation, cols):
 
     Loop nest: one thread per element of cols, flat index
     item = ((tap*N + n)*OH + oh)*OW + ow with tap = (c*kh + i)*kw + j.
+
+    A copy in x's dtype: no arithmetic on the values, nothing to accumulate.
     """
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_hw
@@ -84,6 +86,9 @@ def col2im(cols, kernel_hw, stride, padding, dilation, x):
 
     Loop nest: one thread per element of x, flat index item = ((n*C + c)*H + h)*W + w,
     looping over the taps (i, j); the matching (oh, ow), if any, solve the equations above.
+
+    Accumulates in x's dtype (float32 for float32) because an element gets at most kh*kw
+    terms, added in a fixed order: a short sum, as on the CPU.
     """
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_hw

@@ -41,6 +41,7 @@ from numba import cuda, float64
 from minimask.cpu.nms import sweep
 from minimask.cuda.array.creation import asarray, to_numpy
 from minimask.cuda.array.cuda_array import empty
+from minimask.cuda.array.launch import tiled
 from minimask.cuda.array.sorting import argsort
 
 _WORD_BITS = 64  # boxes per tile side = bits per mask word = threads per block
@@ -72,6 +73,10 @@ def iou_bitmask_kernel(boxes, iou_threshold, mask):
     Launch: grid (ceil(n/64), ceil(n/64)) blocks of 64 threads; block (t, r) computes the
     tile of row boxes 64*r .. 64*r+63 against column boxes 64*t .. 64*t+63, thread x the
     word of row 64*r + x (module docstring for the loop nest).
+
+    Computes the IoUs in float64 because then the mask is the CPU's bit for bit (an IoU
+    within a float32 rounding of the threshold would otherwise flip a box's fate); it is
+    n^2 / 2 IoUs of a few operations each, once per NMS, little next to the network.
     """
     n = boxes.shape[0]
     column_tile = cuda.blockIdx.x
@@ -113,7 +118,7 @@ def iou_bitmask(boxes, iou_threshold):
     tiles = (n + _WORD_BITS - 1) // _WORD_BITS
     mask = empty((n, tiles), np.uint64)
     if n:
-        iou_bitmask_kernel[(tiles, tiles), _WORD_BITS](
+        iou_bitmask_kernel[tiled((tiles, tiles), _WORD_BITS, mask.size)](
             boxes.device_ndarray(), float(iou_threshold), mask.device_ndarray()
         )
     return mask

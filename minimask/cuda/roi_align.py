@@ -36,6 +36,12 @@ Function passes ``are_deterministic_algorithms_enabled()``, True by default):
 
 Both backward kernels accumulate in a float64 buffer (like the CPU kernel) and convert to
 the gradient's dtype at the end, so a float32 gradient is one rounding of a float64 sum.
+float64 stays on the GPU, though a consumer GPU runs it at 1/32 to 1/64 of float32's rate:
+the box geometry, the sample positions and the bilinear weights are float64 in both
+backends (``minimask/geometry/roi_align.py``, with float64 rois), and that, not the few
+additions per sample, is most of a thread's float64 work; keeping the sums float64 too
+keeps the CPU's bits (tests/test_cuda_ops.py), and makes the atomic kernel's run-to-run
+differences float64 roundings, which a float32 gradient almost never shows.
 
 Bit-identity with the CPU. In numba's simulator the deterministic kernel gives exactly
 the CPU's bits (same operations, same order, each rounded once; tests/test_cuda_ops.py
@@ -100,6 +106,9 @@ def roi_align_forward_kernel(
 
     The terms and their order are the CPU kernel's for one channel, with the feature
     values promoted to float64 before the products (the CPU's NumPy promotion does that).
+
+    Accumulates in float64 because the sum is short (grid_h * grid_w samples) next to the
+    float64 geometry, and keeps the CPU's bits (module docstring).
     """
     channels, height, width = input.shape[1], input.shape[2], input.shape[3]
     for item in range(cuda.grid(1), out.size, cuda.gridsize(1)):
@@ -177,6 +186,8 @@ def roi_align_backward_kernel(grad_out, rois, spatial_scale, sampling_ratio, ali
 
     No two threads write the same cell, so no atomics, and each cell receives its terms in
     the order (k, ph, pw, iy, ix): the same sums, in the same order, as the CPU.
+
+    Accumulates in float64 because that gives the CPU's bits, and the weights are float64.
     """
     channels, height, width = acc.shape[1], acc.shape[2], acc.shape[3]
     n_rois, pooled_h, pooled_w = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3]
@@ -224,6 +235,9 @@ def roi_align_backward_atomic_kernel(grad_out, rois, spatial_scale, sampling_rat
     when threads of overlapping bins and rois hit one cell at once; the ORDER of those
     terms is whatever the scheduler makes it (module docstring), so the rounding of the
     sum, and with it the last bits, can change from run to run.
+
+    Accumulates in float64 because then those changes are float64 roundings, which the
+    float32 gradient rounded from the sum almost never shows.
     """
     channels, height, width = acc.shape[1], acc.shape[2], acc.shape[3]
     pooled_h, pooled_w = grad_out.shape[2], grad_out.shape[3]

@@ -19,7 +19,10 @@ Backward, two kernels, chosen by ``deterministic`` (``minimask.determinism``):
   element, a fixed order: the CPU's bits, every run (only N*C threads, though).
 
 The sums are in the gradient's dtype, as on the CPU (RoIPool adds whole gradients, no
-weights, and an element rarely receives more than a few).
+weights, and an element rarely receives more than a few). The forward compares in the
+input's dtype: a maximum is exact in any dtype, so a float64 comparison (the CPU's
+``best = 0.0``) would only add a conversion per cell on the GPU. The bin geometry is
+float64, as on the CPU (``roi_pool_bin``: once per thread, not per cell).
 
 The RoIPool Function passes ``deterministic`` from
 ``minimask.determinism.are_deterministic_algorithms_enabled()``; the CPU twin takes the
@@ -79,6 +82,8 @@ def roi_pool_forward_kernel(input, rois, spatial_scale, out, argmax):
     Loop nest: one thread per output element, item = ((k*C + c)*PH + ph)*PW + pw; it scans
     its bin's rows, then columns, keeping the first strict maximum (a NaN always replaces
     it), as the CPU's work item does for each pw of its row.
+
+    Compares in the input's dtype because a maximum needs no wider type (module docstring).
     """
     channels, height, width = input.shape[1], input.shape[2], input.shape[3]
     pooled_h, pooled_w = out.shape[2], out.shape[3]
@@ -91,7 +96,7 @@ def roi_pool_forward_kernel(input, rois, spatial_scale, out, argmax):
         h_start, h_end, w_start, w_end = roi_pool_bin(
             rois[k], spatial_scale, pooled_h, pooled_w, ph, pw, height, width
         )
-        best = 0.0  # an empty bin gives 0 and argmax -1 (float64 holds any input exactly)
+        best = input.dtype.type(0)  # an empty bin gives 0 and argmax -1
         best_index = -1
         for h in range(h_start, h_end):
             for w in range(w_start, w_end):
@@ -110,6 +115,8 @@ def roi_pool_backward_kernel(grad_out, argmax, rois, grad_input):
 
     Loop nest (the CPU's `roi_pool_backward_kernel`): one thread per plane n*C + c, which
     owns grad_input[n, c] and walks the rois of image n in order k, then ph, pw.
+
+    Accumulates in the gradient's dtype because an element gets few whole terms, as on the CPU.
     """
     channels = grad_input.shape[1]
     n_rois, pooled_h, pooled_w = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3]
@@ -134,6 +141,8 @@ def roi_pool_backward_atomic_kernel(grad_out, argmax, rois, grad_input):
     Loop nest: one thread per grad_out element, item = ((k*C + c)*PH + ph)*PW + pw. Bins
     that chose the same element add into it at once; the atomic add keeps every term, in
     an order that can change from run to run (module docstring).
+
+    Accumulates in the gradient's dtype because an element gets few whole terms, as on the CPU.
     """
     channels, pooled_h, pooled_w = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     for item in range(cuda.grid(1), grad_out.size, cuda.gridsize(1)):

@@ -64,7 +64,8 @@ import numbers
 
 import numpy as np
 
-from minimask.autograd.factories import tensor
+from minimask.autograd.factories import tensor, zeros
+from minimask.autograd.grad_mode import no_grad
 from minimask.autograd.tensor import Tensor
 from minimask.nn import functional as F
 
@@ -266,7 +267,10 @@ def batch_images(images, size_divisible: int = 32) -> tuple[Tensor, list[tuple[i
     max_w = max(w for _, w in image_sizes)
     pad_h = -(-max_h // size_divisible) * size_divisible
     pad_w = -(-max_w // size_divisible) * size_divisible
-    batch = np.zeros((len(images), 3, pad_h, pad_w), dtype=first.dtype)
-    for i, ((h, w), img) in enumerate(zip(image_sizes, images)):
-        batch[i, :, :h, :w] = img.numpy()
-    return tensor(batch, device=first.device), image_sizes
+    # padded where the images are: on a GPU, one copy kernel per image instead of a copy
+    # of each image to the host and of the batch back
+    batch = zeros((len(images), 3, pad_h, pad_w), dtype=first.dtype, device=first.device)
+    with no_grad():
+        for i, ((h, w), img) in enumerate(zip(image_sizes, images)):
+            batch[i, :, :h, :w] = img.detach()
+    return batch, image_sizes

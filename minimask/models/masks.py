@@ -34,7 +34,6 @@ import numpy as np
 
 from minimask.autograd.factories import tensor
 from minimask.autograd.grad_mode import no_grad
-from minimask.autograd.ops import cat
 from minimask.ops.roi_align import roi_align
 
 
@@ -50,16 +49,28 @@ def mask_targets(gt_masks, proposals, matched_gt_indices, output_size=28, sampli
 
     A list for each of the three arguments (one entry per image) gives the targets of all
     images concatenated in order. No gradient (a target).
+
+    The targets are computed on the host whatever the proposals' device, as the rest of
+    the target assignment: the masks, proposals and matches of each image are read once,
+    RoIAlign runs on the CPU, and the targets of all images go to the proposals' device
+    in one copy.
     """
     if isinstance(proposals, (list, tuple)):
         parts = [
-            mask_targets(g, p, m, output_size, sampling_ratio)
+            _host_mask_targets(g, p, m, output_size, sampling_ratio)
             for g, p, m in zip(gt_masks, proposals, matched_gt_indices)
         ]
-        if not parts:
-            return tensor(np.zeros((0, output_size, output_size), dtype=np.float32))
-        return cat(parts)
-    device = proposals.device
+        none = np.zeros((0, output_size, output_size), dtype=np.float32)
+        device = proposals[0].device if proposals else "cpu"
+        return tensor(np.concatenate(parts + [none]), device=device)
+    targets = _host_mask_targets(
+        gt_masks, proposals, matched_gt_indices, output_size, sampling_ratio
+    )
+    return tensor(targets, device=proposals.device)
+
+
+def _host_mask_targets(gt_masks, proposals, matched_gt_indices, output_size, sampling_ratio):
+    """``mask_targets`` of one image as a host array (P, M, M) float32."""
     boxes = proposals.numpy().astype(np.float64).reshape(-1, 4)
     matched = matched_gt_indices.numpy().astype(np.int64).reshape(-1)
     if len(matched) != len(boxes):
@@ -67,19 +78,19 @@ def mask_targets(gt_masks, proposals, matched_gt_indices, output_size=28, sampli
             f"mask_targets: {len(boxes)} proposals but {len(matched)} matched_gt_indices"
         )
     if len(boxes) == 0:
-        return tensor(np.zeros((0, output_size, output_size), dtype=np.float32), device=device)
+        return np.zeros((0, output_size, output_size), dtype=np.float32)
     masks = gt_masks.numpy().astype(np.float32)[:, None]  # (G, 1, H, W)
     rois = np.concatenate([matched[:, None].astype(np.float64), boxes], axis=1)
     with no_grad():
         out = roi_align(
-            tensor(masks, device=device),
-            tensor(rois, device=device),
+            tensor(masks),
+            tensor(rois),
             output_size,
             spatial_scale=1.0,
             sampling_ratio=sampling_ratio,
             aligned=True,
         )
-    return out[:, 0]
+    return out.numpy()[:, 0]
 
 
 def _paste_weights(n_pixels, lo, hi, m):

@@ -88,7 +88,9 @@ class MultiScaleRoIAlign:
                 f"MultiScaleRoIAlign: expected {n_levels} feature maps (levels "
                 f"{self.k_min}..{self.k_max}), got {len(features)}"
             )
-        # Host copy of all boxes as rois (K, 5) rows (image_index, x1, y1, x2, y2).
+        # Host copy of all boxes as rois (K, 5) rows (image_index, x1, y1, x2, y2). Each
+        # level's rows stay on the host: the RoI op checks its boxes on the host and copies
+        # them to the feature map's device once (minimask/ops/_roi_format.py).
         parts = [b.numpy().astype(np.float64).reshape(-1, 4) for b in boxes]
         coords = np.concatenate(parts + [np.zeros((0, 4))])
         image_of_row = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)] + [[]])
@@ -107,11 +109,11 @@ class MultiScaleRoIAlign:
             rows = np.flatnonzero(levels == k)
             if len(rows) == 0:
                 continue
-            level_rois = tensor(rois[rows], device=feature.device)  # float64, exact coordinates
+            level_rois = tensor(rois[rows])  # float64: the exact coordinates
             pooled.append(self._pool(feature, level_rois, 1.0 / 2**k))
             order.append(rows)
         if not pooled:  # no boxes at all: an empty result with the right shape
-            empty = tensor(np.zeros((0, 5)), device=features[0].device)
+            empty = tensor(np.zeros((0, 5)))
             return self._pool(features[0], empty, 1.0 / 2**self.k_min)
         # pooled rows are grouped by level; row j of the concatenation is box order[j], so
         # box i is row inverse[i] with inverse = argsort(order).

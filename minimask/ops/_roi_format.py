@@ -10,7 +10,10 @@ the form the kernels read. Boxes are in image pixels, width = x2 - x1 (no "+1").
 
 Every check runs here, in Python, before any kernel: a kernel given a NaN coordinate or a
 batch index past the end would return a wrong number (or read outside the feature map)
-without a word.
+without a word. The checks read the boxes on the host, so the boxes may live on either
+device: boxes already on the host (a CPU Tensor beside a CUDA feature map, as the FPN
+pooler passes them) are not copied back from the GPU, and the rois go to the feature
+map's device in one copy.
 """
 
 import numbers

@@ -11,7 +11,8 @@ Semantics are torchvision's ``torchvision.ops.roi_align`` exactly:
 
     input           (N, C, H, W) float32 or float64 feature map
     boxes           Tensor (K, 5) of (batch_index, x1, y1, x2, y2), or a list of N Tensors
-                    (L, 4) of (x1, y1, x2, y2), in image pixels
+                    (L, 4) of (x1, y1, x2, y2), in image pixels, on either device (they
+                    are checked on the host: minimask/ops/_roi_format.py)
     output_size     PH or (PH, PW)
     spatial_scale   feature cells per image pixel (1/16 for a stride-16 feature map)
     sampling_ratio  samples per bin along each axis; <= 0: adaptive ceil(roi_size / PH)

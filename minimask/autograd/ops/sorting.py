@@ -1,10 +1,14 @@
 """sort and topk: the indices come from a stable argsort (no gradient); the values are
 gathered at those indices, so the gradient flows back to the elements that were chosen.
-Equal values keep their original order (lower index first) in both directions."""
+Equal values keep their original order (lower index first) in both directions.
+
+The values are gathered by the ``Gather`` Function itself, not ``gather``, whose check of
+the index values (their min and max, copied to the host from a GPU) these indices do not
+need: an argsort's are in range by construction."""
 
 from minimask.autograd.device import backend_for
 from minimask.autograd.ops.dims import normalize_dim
-from minimask.autograd.ops.indexing import gather
+from minimask.autograd.ops.indexing import Gather
 from minimask.autograd.ops.reduction import ValuesIndices
 from minimask.autograd.tensor import Tensor
 
@@ -30,7 +34,7 @@ def sort(x, dim=-1, descending=False):
         values, indices = sort(x.reshape(1), 0, descending)
         return ValuesIndices(values.reshape(()), indices.reshape(()))
     indices = Tensor(_stable_order(x, dim, descending), x.device)
-    return ValuesIndices(gather(x, dim, indices), indices)
+    return ValuesIndices(Gather.apply(x, indices, dim=dim), indices)
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
@@ -45,4 +49,4 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     first_k = [slice(None)] * x.ndim
     first_k[dim] = slice(0, k)
     indices = Tensor(order[tuple(first_k)], x.device)
-    return ValuesIndices(gather(x, dim, indices), indices)
+    return ValuesIndices(Gather.apply(x, indices, dim=dim), indices)

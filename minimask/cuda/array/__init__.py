@@ -19,8 +19,9 @@ Design
                     launch a kernel from the files below.
 ``layout.py``       shapes and strides on the host: row-major strides, broadcast strides
                     (stride 0 along a stretched dim), axis checks. No GPU memory touched.
-``launch.py``       the launch configuration and ``element_offset``: flat output index ->
-                    coordinates -> buffer position through an operand's strides. Every
+``launch.py``       the launch configuration (which counts each launch) and
+                    ``element_offset``: flat output index -> coordinates -> buffer
+                    position through an operand's strides. Every
                     strided kernel uses it; it is how broadcasting and views cost nothing.
                     Kernels loop over their work items with a grid-stride loop, the twin of
                     the CPU's ``prange``: one thread per item on a GPU, one warp sharing
@@ -45,8 +46,17 @@ Design
 ``sorting.py``      argsort: a stable rank sort, one thread per element.
 ``creation.py``     asarray / to_numpy (host <-> device copies), zeros, ones, full, empty,
                     arange.
+``memory.py``       the only calls that allocate device memory, copy to or from it, or wait
+                    for the GPU; each is counted.
+``counters.py``     the counts: launches (and work items, by launching function),
+                    allocations, copies each way, waits (``minimask.cuda.stats()``).
 ``device_math.py``  exp, log, ... for kernels (NumPy's in the simulator: IEEE results
                     where Python's math module would raise).
+``caching_pool.py`` the caching allocator's pool: freed blocks kept by size class and
+                    reused (pure Python, over injected driver calls).
+``memory_manager.py`` the pool as numba's memory manager (an EMM plugin; GPU only).
+``allocator.py``    which allocator serves device memory (MINIMASK_CUDA_ALLOCATOR),
+                    ``minimask.cuda.memory_stats()`` and ``empty_cache()``.
 """
 
 from minimask.cuda.array.cuda_array import CudaArray  # noqa: F401

@@ -31,7 +31,8 @@ from minimask.cuda.array.layout import broadcast_strides, normalize_axis
 def _take_along_axis_kernel(
     out, shape, x, x_strides, x_offset, axis_stride, axis_size, index, index_strides, index_offset
 ):
-    """out[i] = x[i's coordinates, with index[i] along the axis] (x's stride there is 0)."""
+    """out[i] = x[i's coordinates, with index[i] along the axis] (x's stride there is 0).
+    A copy: no arithmetic on the values."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         k = index[element_offset(i, shape, index_strides, index_offset)]
         if k < 0:
@@ -54,7 +55,9 @@ def _scatter_add_along_axis_kernel(
     values_strides,
     values_offset,
 ):
-    """out[j's coordinates, with index[j] along the axis] += values[j], one thread per j."""
+    """out[j's coordinates, with index[j] along the axis] += values[j], one thread per j.
+    Accumulates in the values' dtype because an element gets one term per j that names it
+    (few: the gathers minimask differentiates rarely repeat an index), as on the CPU."""
     for j in range(cuda.grid(1), size, cuda.gridsize(1)):
         k = index[element_offset(j, shape, index_strides, index_offset)]
         if k < 0:

@@ -4,17 +4,17 @@
     to_numpy(a)      CudaArray -> a new host NumPy array
     empty / zeros / ones / full / arange    new arrays, NumPy's signatures
 
-Host -> device copies go through ``cuda.to_device`` of a contiguous host array, device ->
-host through ``copy_to_host`` of the buffer range a contiguous array occupies (a strided
-view is first made contiguous on the GPU, by one copy kernel). Random numbers are drawn
+Host -> device copies go through ``memory.to_device`` of a contiguous host array, device ->
+host through ``memory.to_host`` of the buffer range a contiguous array occupies (a strided
+view is first made contiguous on the GPU, by one copy kernel); both are counted
+(``minimask.cuda.stats()``). Random numbers are drawn
 on the host and moved with ``asarray`` (minimask's factories do that), so CPU and CUDA
 runs from one seed see the same numbers.
 """
 
 import numpy as np
-from numba import cuda
 
-from minimask.cuda.array import elementwise
+from minimask.cuda.array import elementwise, memory
 from minimask.cuda.array.cuda_array import CudaArray
 from minimask.cuda.array.cuda_array import empty as _empty
 
@@ -27,7 +27,7 @@ def asarray(data, dtype=None):
     host = np.array(data, dtype=dtype, copy=True)
     if host.dtype.kind not in "biuf":
         raise TypeError(f"cannot put an array of dtype {host.dtype} on the GPU (numbers only)")
-    buffer = cuda.to_device(np.ascontiguousarray(host).reshape(-1))
+    buffer = memory.to_device(np.ascontiguousarray(host).reshape(-1))
     return CudaArray(buffer, host.shape)
 
 
@@ -37,7 +37,7 @@ def to_numpy(array):
         return np.array(array, copy=True)
     array = array.contiguous()
     flat = array.buffer[array.offset : array.offset + array.size]
-    return flat.copy_to_host().reshape(array.shape)
+    return memory.to_host(flat).reshape(array.shape)
 
 
 def empty(shape, dtype=None):

@@ -28,8 +28,8 @@ what to call instead), so a host computation cannot hide in GPU code.
 """
 
 import numpy as np
-from numba import cuda
 
+from minimask.cuda.array import memory
 from minimask.cuda.array.layout import (
     broadcast_strides,
     contiguous_strides,
@@ -42,7 +42,7 @@ def empty(shape, dtype=np.float64):
     """A new contiguous CudaArray of ``shape`` and ``dtype``, uninitialised."""
     shape = shape_tuple(shape)
     size = int(np.prod(shape, dtype=np.int64))
-    return CudaArray(cuda.device_array(size, dtype=np.dtype(dtype)), shape)
+    return CudaArray(memory.device_buffer(size, dtype), shape)
 
 
 class CudaArray:

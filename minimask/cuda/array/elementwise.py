@@ -30,7 +30,8 @@ operation inlined. The kernel is built once per (operation, compute dtype) and c
 (the operands' dtypes and number of dims) on first use.
 
 A Python number operand is put on the GPU as a one-element array of the compute dtype
-and read with stride 0, so it takes the same path as an array. A NumPy array is refused:
+and read with stride 0, so it takes the same path as an array; each distinct number is
+copied once and kept (``_scalar_buffer``). A NumPy array is refused:
 GPU code must say when it moves data (``minimask.cuda.asarray``).
 """
 
@@ -41,17 +42,22 @@ import numba
 import numpy as np
 from numba import cuda
 
+from minimask.cuda.array import memory
 from minimask.cuda.array.cuda_array import CudaArray, empty
 from minimask.cuda.array.launch import element_offset, grid
 from minimask.cuda.array.layout import broadcast_strides
 from minimask.cuda.array.scalar_ops import BINARY, UNARY
+
+SCALAR_BUFFERS = 1024  # the number operands kept on the GPU (``_scalar_buffer``)
 
 # ---------------------------------------------------------------------------- the kernels
 
 
 @functools.cache
 def _map_kernel(name, compute_dtype):
-    """out[i] = f(cast(a[i])) for every output element i (see the module docstring)."""
+    """out[i] = f(cast(a[i])) for every output element i (see the module docstring).
+    Computes in the compute dtype (float32 for float32) because NumPy does; scalar_ops's
+    functions avoid literals that numba would type as float64 (``_sigmoid``)."""
     f = cuda.jit(device=True)(UNARY[name][0])
     cast = numba.from_dtype(compute_dtype)
 
@@ -66,7 +72,8 @@ def _map_kernel(name, compute_dtype):
 
 @functools.cache
 def _zip_kernel(name, compute_dtype):
-    """out[i] = f(cast(a[i]), cast(b[i])) for every output element i."""
+    """out[i] = f(cast(a[i]), cast(b[i])) for every output element i. Computes in the
+    compute dtype (float32 for float32, a Python number included) because NumPy does."""
     f = cuda.jit(device=True)(BINARY[name][0])
     cast = numba.from_dtype(compute_dtype)
 
@@ -84,7 +91,7 @@ def _zip_kernel(name, compute_dtype):
 
 @functools.cache
 def _where_kernel(compute_dtype):
-    """out[i] = cast(a[i]) if c[i] else cast(b[i])."""
+    """out[i] = cast(a[i]) if c[i] else cast(b[i]). A copy: no arithmetic on the values."""
     cast = numba.from_dtype(compute_dtype)
 
     @cuda.jit
@@ -166,8 +173,20 @@ def _layout(operand, shape, compute_dtype, out):
 
 
 def _scalar(value, dtype):
-    """A 0-d CudaArray holding ``value`` as ``dtype``."""
-    return CudaArray(cuda.to_device(np.array([value], dtype=dtype)), ())
+    """A 0-d CudaArray holding ``value`` as ``dtype``, from ``_scalar_buffer``."""
+    host = np.array([value], dtype=dtype)
+    return CudaArray(_scalar_buffer(host.dtype.str, host.tobytes()), ())
+
+
+@functools.lru_cache(maxsize=SCALAR_BUFFERS)
+def _scalar_buffer(dtype, bits):
+    """The one-element device buffer of the number with these bytes as ``dtype``, copied
+    to the GPU on first use and kept: the numbers of a model (an epsilon, the 0 of
+    ``zeros``, a mean's count) come back every step, and each copy would be a
+    synchronous transfer. Keyed by the bytes, so -0.0 and 0.0 (equal as numbers) and NaN
+    (equal to nothing) get buffers of their own. Shared buffers are safe because a
+    number operand is only ever read: it is never an operation's output."""
+    return memory.to_device(np.frombuffer(bits, dtype=np.dtype(dtype)).copy())
 
 
 def _output(shape, dtype, out):

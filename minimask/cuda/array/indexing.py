@@ -26,8 +26,8 @@ the last bits of such sums may change from run to run. In an assignment with a r
 index one of the values wins, which one is not defined (NumPy: the last).
 
 Index values are checked on the GPU (min and max of each index array, two numbers copied
-back) before any kernel reads with them: an index out of range is an IndexError, as in
-NumPy, never a read of someone else's memory.
+back in one transfer, ``reduction.extrema``) before any kernel reads with them: an index
+out of range is an IndexError, as in NumPy, never a read of someone else's memory.
 """
 
 import numpy as np
@@ -38,6 +38,7 @@ from minimask.cuda.array.creation import asarray, to_numpy, zeros
 from minimask.cuda.array.cuda_array import CudaArray, empty
 from minimask.cuda.array.launch import element_offset, grid
 from minimask.cuda.array.layout import broadcast_strides, contiguous_strides
+from minimask.cuda.array.reduction import extrema
 
 # ---------------------------------------------------------------------------- kernels
 
@@ -61,6 +62,8 @@ def _source_position(
 def _gather_kernel(
     out, shape, x, x_strides, x_offset, b_strides, indices, b_size, index_strides, index_sizes
 ):
+    """out[i] = V[position of result element i] (module docstring). A copy: no arithmetic
+    on the values."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = x[
             _source_position(
@@ -93,6 +96,7 @@ def _assign_kernel(
     values_strides,
     values_offset,
 ):
+    """V[position of element i] = values[i]. A copy: no arithmetic on the values."""
     for i in range(cuda.grid(1), size, cuda.gridsize(1)):
         position = _source_position(
             i, shape, x_strides, x_offset, b_strides, indices, b_size, index_strides, index_sizes
@@ -116,6 +120,9 @@ def _add_kernel(
     values_strides,
     values_offset,
 ):
+    """V[position of element i] += values[i], with an atomic add (module docstring).
+    Accumulates in x's dtype because an element gets one term per repeat of its index
+    (usually one), as NumPy's ``np.add.at`` on the CPU does."""
     for i in range(cuda.grid(1), size, cuda.gridsize(1)):
         position = _source_position(
             i, shape, x_strides, x_offset, b_strides, indices, b_size, index_strides, index_sizes
@@ -246,10 +253,7 @@ class _AdvancedIndex:
         self.index_strides = tuple(view.strides[d] for d in dims)
         self.index_sizes = tuple(view.shape[d] for d in dims)
         self.view = view
-        # the index arrays broadcast to B, side by side: indices[a * b_size + b]
-        self.indices = empty((len(arrays),) + b_shape, np.int64)
-        for a, array in enumerate(arrays):
-            self.indices[a] = array
+        self.indices = _stacked_indices(arrays, b_shape)
         for a, size in enumerate(self.index_sizes):
             check_bounds(self.indices[a], size, dims[a])
 
@@ -271,11 +275,26 @@ class _AdvancedIndex:
         )
 
 
+def _stacked_indices(arrays, b_shape):
+    """The index arrays broadcast to B, side by side in one int64 array (indices[a *
+    b_size + b], as the kernels read them): a new array that a copy kernel per index array
+    fills, or, for one int64 index array that already lies so in its buffer (row-major
+    from the buffer's start), that array itself."""
+    single = arrays[0]
+    if len(arrays) == 1 and single.dtype == np.int64 and single.offset == 0:
+        if single.is_contiguous():
+            return single.reshape((1,) + b_shape)
+    indices = empty((len(arrays),) + b_shape, np.int64)
+    for a, array in enumerate(arrays):
+        indices[a] = array
+    return indices
+
+
 def check_bounds(index, size, axis):
     """IndexError unless every value of ``index`` lies in [-size, size)."""
     if index.size == 0:
         return
-    low, high = int(index.min()), int(index.max())
+    low, high = (int(v) for v in to_numpy(extrema(index)))
     if low < -size or high >= size:
         bad = low if low < -size else high
         raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {size}")

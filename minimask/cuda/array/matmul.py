@@ -23,7 +23,11 @@ operand is broadcast), so a (B, M, K) @ (K, N) product reads b's one matrix B ti
 without copying it. a and b are read through their strides: a transposed operand
 (``a.swapaxes(-1, -2)``, as in the backward of a matmul) needs no copy.
 Sums accumulate in the result dtype, in k order (BLAS orders them differently: float32
-results differ from NumPy's by rounding).
+results differ from NumPy's by rounding). A float32 product accumulates in float32, as
+cuBLAS's and PyTorch's float32 GEMMs do: the multiply-add of step 3 is the inner loop of
+every convolution and linear layer, K per output element, and float64 units run at 1/32
+to 1/64 of float32's rate on consumer GPUs, so a float64 accumulator could make the
+GEMMs, most of the network's arithmetic, up to that much slower.
 """
 
 import functools
@@ -33,7 +37,7 @@ import numpy as np
 from numba import cuda
 
 from minimask.cuda.array.cuda_array import CudaArray, empty
-from minimask.cuda.array.launch import element_offset
+from minimask.cuda.array.launch import element_offset, tiled
 from minimask.cuda.array.layout import broadcast_strides
 
 TILE = 16
@@ -42,7 +46,8 @@ MAX_BATCH = 65535  # the grid's z dimension (the batch) may not be larger
 
 @functools.cache
 def _matmul_kernel(dtype):
-    """The tiled kernel for results of ``dtype`` (shared memory needs the type)."""
+    """The tiled kernel for results of ``dtype`` (shared memory needs the type).
+    Accumulates in ``dtype`` (float32 for float32) because it is the network's inner loop."""
     real = numba.from_dtype(dtype)
 
     @cuda.jit
@@ -118,7 +123,7 @@ def matmul(a, b):
     a_batch = broadcast_strides(CudaArray(a.buffer, a.shape[:-2], a.strides[:-2]), batch_shape)
     b_batch = broadcast_strides(CudaArray(b.buffer, b.shape[:-2], b.strides[:-2]), batch_shape)
     blocks = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE, batch)
-    _matmul_kernel(dtype)[blocks, (TILE, TILE)](
+    _matmul_kernel(dtype)[tiled(blocks, (TILE, TILE), out.size)](
         out.buffer,
         m,
         n,

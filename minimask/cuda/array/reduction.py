@@ -28,8 +28,16 @@ many blocks and combine their partials in a second launch; one block keeps the l
 short and is plenty for the losses and norms that minimask sums to one number.)
 
 NaN: max and min return NaN if any element is NaN, argmax/argmin the first NaN's index
-(NumPy's rules). Sums accumulate in the result dtype, sequentially per thread (NumPy uses
-pairwise summation on the CPU, so float32 sums differ by rounding).
+(NumPy's rules).
+
+Precision: a sum of float32 (or float16) accumulates in float64 and is rounded to the
+result dtype once at the end; other sums accumulate in the result dtype. Each thread adds
+its elements one after another, so a float32 accumulator would collect one rounding per
+element (a bias gradient sums N*H*W of them), where NumPy's pairwise
+summation collects about log2(n). float64 makes the GPU's float32 sum the exact sum
+rounded once (up to float64's rounding, far below float32's), and costs about nothing:
+a reduction does one add per element it reads, so it waits on memory, not on the adder,
+even on a GPU whose float64 units run at 1/64 of the float32 rate.
 """
 
 import functools
@@ -39,7 +47,7 @@ import numpy as np
 from numba import cuda
 
 from minimask.cuda.array.cuda_array import empty
-from minimask.cuda.array.launch import element_offset, grid
+from minimask.cuda.array.launch import element_offset, grid, tiled
 from minimask.cuda.array.layout import normalize_axis
 
 TREE_THREADS = 128  # threads of the one block of a full reduction (a power of two)
@@ -60,11 +68,20 @@ def _min(a, b):
 COMBINE = {"sum": _sum, "max": _max, "min": _min}
 
 
+def _accumulator(name, dtype):
+    """The numba type a reduction combines in: float64 for a sum of a narrower float
+    (module docstring, "Precision"), else the result's dtype (a max or min is exact)."""
+    if name == "sum" and dtype.kind == "f" and dtype.itemsize < 8:
+        return numba.float64
+    return numba.from_dtype(dtype)
+
+
 @functools.cache
 def _reduce_kernel(name, dtype):
-    """One thread per output element (see the module docstring)."""
+    """One thread per output element (see the module docstring). Accumulates a float32
+    sum in float64 because its terms add up one after another (module docstring)."""
     combine = cuda.jit(device=True)(COMBINE[name])
-    cast = numba.from_dtype(dtype)
+    cast = _accumulator(name, dtype)
 
     @cuda.jit
     def reduce_kernel(
@@ -82,9 +99,10 @@ def _reduce_kernel(name, dtype):
 
 @functools.cache
 def _tree_reduce_kernel(name, dtype):
-    """One block; the threads share the elements, then combine in a tree (module docstring)."""
+    """One block; the threads share the elements, then combine in a tree (module docstring).
+    Accumulates a float32 sum in float64 (partials too) because it reads memory, not adds."""
     combine = cuda.jit(device=True)(COMBINE[name])
-    cast = numba.from_dtype(dtype)
+    cast = _accumulator(name, dtype)
 
     @cuda.jit
     def tree_reduce_kernel(out, shape, strides, count, x, offset):
@@ -113,7 +131,8 @@ def _tree_reduce_kernel(name, dtype):
 
 @functools.cache
 def _arg_reduce_kernel(largest):
-    """argmax (largest) / argmin: one thread per output element, first extreme wins."""
+    """argmax (largest) / argmin: one thread per output element, first extreme wins.
+    Compares in the input's dtype: no arithmetic, so nothing to accumulate."""
 
     @cuda.jit
     def arg_reduce_kernel(
@@ -161,6 +180,12 @@ def _result_shape(x, axes, keepdims):
     return tuple(n for d, n in enumerate(x.shape) if d not in axes)
 
 
+def _tree_threads(count):
+    """Threads of the tree reduction of ``count`` elements: a power of two, no more than
+    the elements (or TREE_THREADS)."""
+    return TREE_THREADS if count >= TREE_THREADS else 1 << (count - 1).bit_length()
+
+
 def _reduce(name, x, axis, keepdims, dtype):
     """sum / max / min of ``x`` over ``axis``, accumulated and returned in ``dtype``."""
     axes = _axes(axis, x.ndim)
@@ -180,9 +205,7 @@ def _reduce(name, x, axis, keepdims, dtype):
         out[...] = x
         return out
     if len(axes) == x.ndim:
-        # a power of two, no more threads than elements (or TREE_THREADS)
-        threads = TREE_THREADS if count >= TREE_THREADS else 1 << (count - 1).bit_length()
-        _tree_reduce_kernel(name, dtype)[1, threads](
+        _tree_reduce_kernel(name, dtype)[tiled(1, _tree_threads(count), count)](
             out.buffer, x.shape, x.strides, count, x.buffer, x.offset
         )
         return out
@@ -197,6 +220,21 @@ def _reduce(name, x, axis, keepdims, dtype):
         x.buffer,
         x.offset,
     )
+    return out
+
+
+def extrema(x):
+    """[min, max] of all the elements of a non-empty ``x``, as one (2,) array: two launches
+    of the tree reduction, each writing one of its elements, so that the host reads both
+    numbers with one copy (one wait for the GPU instead of two)."""
+    if x.size == 0:
+        raise ValueError("zero-size array to reduction operation extrema which has no identity")
+    shape, strides = (x.shape, x.strides) if x.ndim else ((1,), (0,))
+    out = empty((2,), x.dtype)
+    for position, name in enumerate(("min", "max")):
+        _tree_reduce_kernel(name, x.dtype)[tiled(1, _tree_threads(x.size), x.size)](
+            out.buffer[position : position + 1], shape, strides, x.size, x.buffer, x.offset
+        )
     return out
 
 

@@ -35,7 +35,8 @@ def _before(a, b):
 
 @cuda.jit
 def _rank_sort_kernel(order, size, n, rows_shape, rows_strides, x, axis_stride, offset):
-    """order[r * n + rank] = j for each element (r, j); see the module docstring."""
+    """order[r * n + rank] = j for each element (r, j); see the module docstring.
+    Compares in the input's dtype: no arithmetic on the values, nothing to accumulate."""
     for i in range(cuda.grid(1), size, cuda.gridsize(1)):
         j = i % n
         r = i // n
