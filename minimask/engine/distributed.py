@@ -40,6 +40,8 @@ import time
 
 import numpy as np
 
+from minimask.autograd.factories import tensor
+
 # mpiexec forwards a rank's output asynchronously, and Abort ends the job at once: wait
 # this long after printing why, so the message reaches the terminal.
 ABORT_GRACE_S = 1.0
@@ -145,13 +147,7 @@ def sum_gradients(parameters, world):
         for p in group:
             part = total[start : start + p.numel()].reshape(p.shape)
             start += p.numel()
-            p.grad = _tensor(part)
-
-
-def _tensor(array):
-    from minimask.autograd.factories import tensor
-
-    return tensor(array)
+            p.grad = tensor(part)
 
 
 def run_on_every_rank(command, world, every_rank_stops=()):

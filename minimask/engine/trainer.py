@@ -204,8 +204,8 @@ class _Run:
             self.model.loss_normalizer.skip_step()
             values = dict.fromkeys(LOSS_NAMES, 0.0)
         if self.world.size > 1:
-            values = dict(zip(LOSS_NAMES, self.world.sum([values[k] for k in LOSS_NAMES])))
-            values = {k: float(v) for k, v in values.items()}
+            totals = self.world.sum([values[k] for k in LOSS_NAMES])
+            values = {k: float(v) for k, v in zip(LOSS_NAMES, totals)}
         if not all(math.isfinite(v) for v in values.values()):
             path = os.path.join(self.out_dir, NONFINITE_CHECKPOINT_NAME)
             self.save(step, path)
