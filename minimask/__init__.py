@@ -6,6 +6,9 @@ The public names follow PyTorch: ``minimask.tensor``, ``minimask.zeros``, ``mini
 
 __version__ = "0.1.0"
 
+# First: numba picks its threading layer when its threads start (the first parallel kernel,
+# or numba.set_num_threads), and minimask's choice must come before either.
+import minimask.threading_layer  # noqa: F401, I001
 from minimask import nn, ops, optim
 from minimask.autograd import Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad
 from minimask.autograd.dtypes import bool_, float16, float32, float64, int32, int64, uint8

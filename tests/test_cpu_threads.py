@@ -6,6 +6,7 @@ The two threads run in a child process, so that an abort fails this test instead
 killing the test runner. Reference: the same model's detections computed first by one
 thread alone; each thread's must be bitwise equal to them."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,3 +51,21 @@ def test_two_threads_run_inference_with_one_model():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "threads: 2 runs each: 3" in done.stdout
+
+
+def test_setting_the_thread_count_first_still_starts_the_workqueue_layer():
+    """The trainer sets the thread count (numba.set_num_threads, which starts numba's
+    threads) before any kernel runs; the layer must already be minimask's choice then, not
+    OpenMP's busy-waiting default. Reference: the layer threading_layer.py selects."""
+    script = (
+        "import numba, minimask\n"
+        "from minimask.engine.distributed import set_threads\n"
+        "set_threads(2)\n"
+        "print(numba.threading_layer())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["workqueue"]

@@ -7,8 +7,9 @@ Heavy kernels (im2col/col2im, pooling, ...) live in their own files beside this 
 each file has a twin of the same name in ``minimask/cuda/`` (its docstring says how to
 read the two side by side).
 
-Threading: ``minimask/threading_layer.py`` chooses numba's threading layer and makes the
-entry points that launch parallel kernels safe to call from several Python threads.
+Threading: ``minimask/threading_layer.py`` (imported first by ``import minimask``) chooses
+numba's threading layer and makes the entry points that launch parallel kernels safe to
+call from several Python threads.
 """
 
 from numpy import (  # noqa: F401  (re-exported: these names are the backend's interface)
@@ -46,7 +47,6 @@ from numpy import (  # noqa: F401  (re-exported: these names are the backend's i
     zeros,
 )
 
-import minimask.threading_layer  # noqa: F401  (first: numba's layer is chosen before use)
 from minimask.cpu.array_ops import (  # noqa: F401
     asarray,
     astype,
