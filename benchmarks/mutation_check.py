@@ -98,13 +98,13 @@ MUTATIONS = [
     (
         "RPN box loss normalised by the positives",
         "minimask/models/rpn.py",
-        "return loss_objectness, box_loss / sampled.size",
-        "return loss_objectness, box_loss / max(pos_idx.size, 1)",
+        "return loss_objectness / count, box_loss / count",
+        "return loss_objectness / count, box_loss / max(pos_idx.size, 1)",
     ),
     (
         "RoI box loss normalised by the positives",
         "minimask/models/roi_heads.py",
-        "return loss_classifier, loss_box / len(host_labels)",
+        "return loss_classifier, loss_box / count",
         "return loss_classifier, loss_box / max(len(positive), 1)",
     ),
     (
