@@ -266,13 +266,16 @@ def _check_snippets(mutations):
 
 
 def _run_suite(copy, tests, workers):
-    """True if some test fails (the mutation is killed)."""
+    """(killed, what killed it): killed when some test fails; then the first failing test
+    as pytest names it, else pytest's last line."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
     env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE="1")
     env.setdefault("HYPOTHESIS_PROFILE", "ci")  # derandomized: the same verdict every run
     result = subprocess.run(command + tests, cwd=copy, env=env, capture_output=True, text=True)
-    return result.returncode != 0, result.stdout.strip().splitlines()[-1:] or [""]
+    lines = result.stdout.strip().splitlines()
+    failed = [line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    return result.returncode != 0, (failed or lines[-1:] or [""])[0]
 
 
 def main(argv=None):
@@ -294,18 +297,19 @@ def main(argv=None):
                 f.write(text.replace(original, mutated, 1))
             start = time.perf_counter()
             try:
-                killed, last_line = _run_suite(copy, args.tests, args.workers)
+                killed, caught_by = _run_suite(copy, args.tests, args.workers)
             finally:
                 with open(target, "w") as f:
                     f.write(text)
             seconds = time.perf_counter() - start
             verdict = "killed" if killed else "SURVIVED"
-            rows.append((name, path, verdict, seconds))
-            print(f"{verdict:8}  {seconds:6.0f} s  {name}  ({last_line[0]})", flush=True)
+            rows.append((name, path, verdict, caught_by if killed else ""))
+            print(f"{verdict:8}  {seconds:6.0f} s  {name}  ({caught_by})", flush=True)
     killed = sum(verdict == "killed" for _, _, verdict, _ in rows)
-    print("\n| mutation | file | result |\n|---|---|---|")
-    for name, path, verdict, _ in rows:
-        print(f"| {name} | {path.removeprefix('minimask/')} | {verdict} |")
+    print("\n| mutation | file | result | first failing test |\n|---|---|---|---|")
+    for name, path, verdict, caught_by in rows:
+        test = f"`{caught_by.removeprefix('tests/')}`" if caught_by else ""
+        print(f"| {name} | {path.removeprefix('minimask/')} | {verdict} | {test} |")
     print(f"\nscore: {killed} / {len(rows)} killed")
     return 0 if killed == len(rows) else 1
 
