@@ -270,12 +270,13 @@ def _check_snippets(mutations):
             raise SystemExit(f"mutation {name!r}: {path} holds its snippet {count} times, not once")
 
 
-def _ordered_tests(path):
-    """Every tests/test_*.py, those of the mutated package first (tests/test_models_*.py for
-    minimask/models/...), so that a killed mutation usually stops within a minute. Files,
-    not the folder: given a folder too, pytest would collect in alphabetical order."""
+def _ordered_tests(copy, path):
+    """Every tests/test_*.py of the copy, those of the mutated package first
+    (tests/test_models_*.py for minimask/models/...), so that a killed mutation usually
+    stops within a minute or two. Files, not the folder: given a folder too, pytest would
+    collect in alphabetical order."""
     package = path.split("/")[1]
-    files = sorted(p.name for p in (pathlib.Path(ROOT) / "tests").glob("test_*.py"))
+    files = sorted(p.name for p in (pathlib.Path(copy) / "tests").glob("test_*.py"))
     first = [name for name in files if name.startswith(f"test_{package}")]
     return [f"tests/{name}" for name in first + [n for n in files if n not in first]]
 
@@ -289,8 +290,10 @@ def _run_suite(copy, tests, workers):
     env.setdefault("HYPOTHESIS_PROFILE", "ci")  # derandomized: the same verdict every run
     result = subprocess.run(command + tests, cwd=copy, env=env, capture_output=True, text=True)
     lines = result.stdout.strip().splitlines()
+    if result.returncode not in (0, 1):  # 1: tests failed; others: pytest could not run them
+        raise SystemExit(f"pytest exited with {result.returncode}:\n{result.stderr[-2000:]}")
     failed = [line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
-    return result.returncode != 0, (failed or lines[-1:] or [""])[0]
+    return result.returncode == 1, (failed or lines[-1:] or [""])[0]
 
 
 def main(argv=None):
@@ -314,7 +317,7 @@ def main(argv=None):
                 f.write(text.replace(original, mutated, 1))
             start = time.perf_counter()
             try:
-                tests = args.tests or _ordered_tests(path)
+                tests = args.tests or _ordered_tests(copy, path)
                 killed, caught_by = _run_suite(copy, tests, args.workers)
             finally:
                 with open(target, "w") as f:
