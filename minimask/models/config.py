@@ -7,8 +7,9 @@ where a small input calls for scaled values; two presets size the model for a 2-
                                         box head 2 x fc 256, mask head 4 x conv 64
     MaskRCNNConfig.tiny(num_classes)    half of that everywhere, for tests
 
-Scaling with the input size. The paper trains on images of 800 pixels a side, with anchors
-of 32..512 pixels on P2..P6 and a canonical size of 224 in the FPN level rule.
+Scaling with the input size. The paper trains on images resized to a shorter side of 800
+pixels, with anchors of 32..512 pixels on P2..P6 and a canonical size of 224 in the FPN
+level rule.
 ``scaled_to(min_size)`` multiplies both by ``min_size / 512``, so a 512-pixel input gets the
 paper's values; at the presets' 128 pixels the anchors are 8, 16, 32, 64 and 128 pixels and
 the canonical size is 56 (a 56-pixel box is pooled from P4, as a 224-pixel box is in the

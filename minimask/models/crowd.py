@@ -6,8 +6,10 @@ trust, and "this object" is not one either. minimask's rule: a box whose interse
 some crowd box is more than ``CROWD_IGNORE_THRESHOLD`` (0.5) of the box's own area is
 neither positive nor negative in training, unless the Matcher made it a positive.
 
-torchvision and detectron2 drop crowd annotations altogether; Detectron ignored anchors
-near crowds with a threshold of 0.7. The RPN (``rpn_targets``) and the RoI heads
+torchvision's reference scripts and detectron2 drop crowd annotations altogether;
+Detectron leaves them out of the RPN's targets and filters proposals that lie in crowds
+(intersection over the proposal's area above 0.7) only when proposals come from a file,
+not in end-to-end training. The RPN (``rpn_targets``) and the RoI heads
 (``RoIHeads.select_training_samples``) both apply this one function.
 """
 

@@ -100,7 +100,8 @@ def rpn_targets(anchors, gt_boxes, crowd_boxes, matcher, box_coder):
                   anchor: the low-quality rule)
         label -1  the Matcher says between thresholds (0.3 <= IoU < 0.7), or the crowd rule
         label 0   otherwise (IoU < 0.3 with every gt, or there is no gt)
-    Crowd rule (our choice; torchvision has none, Detectron drops anchors near crowds):
+    Crowd rule (minimask's choice, models/crowd.py; torchvision and Detectron's RPN drop
+    crowd boxes from the targets instead):
     an anchor that is not positive and whose intersection with some crowd box exceeds half
     of its own area is ignored (-1). It lies mostly inside a crowd region, where "no object"
     is not a trustworthy label. Positives stay positive.

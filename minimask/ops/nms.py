@@ -11,7 +11,8 @@ visited lower index first (a stable sort), so the result is fully determined.
 
 runs NMS separately for every category ``idxs[i]`` (boxes of different categories never
 suppress each other) and returns the kept indices of all categories together, highest
-score first. Two ways to compute it, as in torchvision, chosen by device:
+score first. The two ways torchvision has (it picks by the number of boxes, with a limit
+that depends on the device); minimask picks by device:
 
 - CPU: one NMS per category, then the kept indices of all categories merged into NMS
   order (torchvision's ``_batched_nms_vanilla``). The IoU bitmask costs n^2 / 2 IoUs for
