@@ -41,12 +41,14 @@ whole batch side by side along the columns (the kernels see it as (Cin*kh*kw, N,
 - a 1x1 kernel with stride 1 and no padding needs no im2col: cols is x with the batch side
   by side (a transposing copy).
 
-Memory. cols is Cin*kh*kw times larger than x (9x for 3x3). It is not kept from the forward
-to the backward: the backward rebuilds what it needs from x and the weight, which costs one
-memory-bound copy but keeps a training step's memory at the size of its activations. The
-im2col matrices and other large temporaries live in per-thread buffers that are reused from
-call to call (`_Workspace`): touching freshly allocated memory costs a page fault per 4 KiB,
-which can cost more than the im2col copy itself.
+Memory. cols holds Cin*kh*kw * N*OH*OW values for the N*Cin*H*W of x: kh*kw*OH*OW/(H*W)
+times as many, whatever Cin (9x for a 3x3 kernel with stride 1 and size-preserving padding,
+about 9/4x with stride 2). It is not kept from the forward to the backward: the backward
+rebuilds what it needs from x and the weight, which costs one memory-bound copy but keeps a
+training step's memory at the size of its activations. The im2col matrices and other large
+temporaries live in per-thread buffers that are reused from call to call (`_Workspace`):
+touching freshly allocated memory costs a page fault per 4 KiB, which can cost more than the
+im2col copy itself.
 
 The numba kernels are written as "one flat work index, decomposed into coordinates", with
 the innermost (contiguous) coordinate as a loop so that it vectorises; a CUDA twin makes

@@ -17,7 +17,8 @@ Semantics are torchvision's ``torchvision.ops.roi_align`` exactly:
     spatial_scale   feature cells per image pixel (1/16 for a stride-16 feature map)
     sampling_ratio  samples per bin along each axis; <= 0: adaptive ceil(roi_size / PH)
     aligned         True: shift the box by -0.5 cell after scaling (pixel centres line up);
-                    False: the paper's version, degenerate boxes count as 1 x 1 cell
+                    False: the original Detectron implementation (torchvision's
+                    default), degenerate boxes count as 1 x 1 cell
     returns         (K, C, PH, PW), the input's dtype
 
 The output is linear in ``input``, so the backward is the transpose of the same sampling:
