@@ -1,9 +1,12 @@
-"""Benchmark: what one training step and one inference of the smallest MaskRCNN ask of the
-GPU, counted by ``minimask.cuda.count()`` (minimask/cuda/array/counters.py).
+"""Benchmark: what one training step and one inference of a MaskRCNN ask of the GPU,
+counted by ``minimask.cuda.count()`` (minimask/cuda/array/counters.py).
 
-The model and the batch of two images are tests/cuda_model_case.py's (the tiny preset
-shrunk until numba's simulator runs every stage in a minute or two), in float32 as
-``minimask train`` runs it.
+The batch of two images is tests/cuda_model_case.py's (32 x 32 and 24 x 32), in float32 as
+``minimask train`` runs it. The model (``--preset``): "case", that file's (the tiny preset
+shrunk until numba's simulator runs every stage in a minute or two), or the "tiny" or
+"small" preset as it is, scaled to these 32-pixel images (their widths and RoI counts, on
+the smallest input: the counts of launches, copies and waits depend on the architecture
+and the number of images and levels, not on the image size).
 
     training step   the second of two steps (the first puts the model's numbers, such as
                     GroupNorm's epsilon, on the GPU, where they stay): the batch moved to
@@ -11,7 +14,8 @@ shrunk until numba's simulator runs every stage in a minute or two), in float32 
                     SGD with momentum and weight decay, zero_grad; the trainer's step
     inference       model.eval(); model(images): detections with their masks pasted
 
-    NUMBA_ENABLE_CUDASIM=1 python benchmarks/cuda_counters.py [--kernels 10] [--copies]
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/cuda_counters.py [--preset case|tiny|small]
+                                                              [--kernels 10] [--copies]
 
 Prints a Markdown table (launches, work items, allocations, copies each way with their
 bytes, waits) and the wall time of each; ``--kernels N`` adds the N launching functions
@@ -30,10 +34,11 @@ import traceback
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cuda_model_case import batch, config, model  # noqa: E402
+from cuda_model_case import NUM_CLASSES, batch, config  # noqa: E402
 
 import minimask  # noqa: E402
 from minimask.engine.trainer import make_optimizer  # noqa: E402
+from minimask.models import MaskRCNN, MaskRCNNConfig  # noqa: E402
 from minimask.models.mask_rcnn import LOSS_NAMES  # noqa: E402
 
 COLUMNS = (
@@ -47,6 +52,13 @@ COLUMNS = (
     ("D2H bytes", "d2h_bytes"),
     ("syncs", "syncs"),
 )
+
+
+PRESETS = {
+    "case": config,
+    "tiny": lambda: MaskRCNNConfig.tiny(NUM_CLASSES).scaled_to(32, 32),
+    "small": lambda: MaskRCNNConfig.small(NUM_CLASSES).scaled_to(32, 32),
+}
 
 
 def training_step(net, optimizer, scheduler):
@@ -110,14 +122,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernels", type=int, default=0, help="list the N busiest launchers")
     parser.add_argument("--copies", action="store_true", help="list the training step's D2H")
+    parser.add_argument(
+        "--preset", choices=PRESETS, default="case", help="the model (module docstring)"
+    )
     args = parser.parse_args()
     if not minimask.cuda.is_available():
         sys.exit("no CUDA GPU: set NUMBA_ENABLE_CUDASIM=1 to count in numba's simulator")
     minimask.use_deterministic_algorithms(True)
 
-    net = model(minimask.float32, "cuda")
+    cfg = PRESETS[args.preset]()
+    minimask.manual_seed(0)
+    net = MaskRCNN(cfg).to(minimask.float32).to("cuda")
     net.train()
-    optimizer, scheduler = make_optimizer(net, config())
+    optimizer, scheduler = make_optimizer(net, cfg)
     minimask.manual_seed(1)
     training_step(net, optimizer, scheduler)  # the first step (module docstring)
     callers = record_copies_to_host() if args.copies else None

@@ -66,6 +66,13 @@ def draw_predictions_grid(model, dataset, class_names, count=PICTURE_IMAGES, dev
     return figure
 
 
+def demo_config(num_classes, iters=DEMO_ITERS, seed=0):
+    """The demo's recipe (module docstring) as a MaskRCNNConfig."""
+    return MaskRCNNConfig.small(
+        num_classes, max_iters=iters, seed=seed, mask_head_channels=DEMO_MASK_HEAD_CHANNELS
+    ).scaled_to(DEMO_MIN_SIZE)
+
+
 def run_demo(
     out_dir,
     iters=DEMO_ITERS,
@@ -82,12 +89,7 @@ def run_demo(
     )
     train_set = CocoDetection(paths["train_images"], paths["train_annotations"])
     val_set = CocoDetection(paths["val_images"], paths["val_annotations"])
-    cfg = MaskRCNNConfig.small(
-        len(train_set.category_ids),
-        max_iters=iters,
-        seed=seed,
-        mask_head_channels=DEMO_MASK_HEAD_CHANNELS,
-    ).scaled_to(DEMO_MIN_SIZE)
+    cfg = demo_config(len(train_set.category_ids), iters, seed)
     run_dir = os.path.join(out_dir, "run")
     trained = train(cfg, train_set, run_dir, device=device, progress=progress)
     model, meta = load_model(trained["checkpoint"], device)
