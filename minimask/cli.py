@@ -278,10 +278,15 @@ def predict_command(args):
 
 
 def demo_command(args):
-    from minimask.engine.demo import DEMO_ITERS, run_demo
+    from minimask.engine.demo import DEMO_ITERS, DEMO_TRAIN_IMAGES, run_demo
+    from minimask.engine.demo_cache import keep_in_cache
 
     iters = args.iters if args.iters is not None else DEMO_ITERS
-    run_demo(args.out, iters=iters, seed=args.seed, device=args.device, progress=not args.quiet)
+    summary = run_demo(
+        args.out, iters=iters, seed=args.seed, device=args.device, progress=not args.quiet
+    )
+    cached = keep_in_cache(summary, iters, DEMO_TRAIN_IMAGES, args.seed)
+    print(f"  {'cached':12s} {cached} (the lessons load the trained model from there)")
     return 0
 
 
