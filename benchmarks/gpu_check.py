@@ -17,7 +17,9 @@ printed):
                    engine/demo.py) on two shapes images: forward, the five losses to the
                    host, backward, SGD; "cuda" against "cpu" (their first losses compared
                    first, float32 tolerance), and what the cuda step asks of the GPU
-                   (minimask.cuda.count(): launches, allocations, copies, waits)
+                   (minimask.cuda.count(): launches, allocations, copies, waits); with
+                   --repeats 0, the first step's time and counts (the toy's choice: each
+                   simulated step takes minutes)
     demo training  the demo recipe trained --steps steps on "cuda" (minimask.engine.train):
                    seconds a step after the first two, the first and last loss, the counters
                    per step and the caching allocator's memory_stats()
@@ -202,8 +204,8 @@ def op_rows(sizes, repeats):
             ours, reference, rtol=0, atol=FLOAT32_ATOL
         )
         agree &= bool(same)
-        cuda_ms, _ = timed_ms(cuda_ops[name], repeats, "cuda", sizes.warmup)
-        cpu_ms, _ = timed_ms(cpu_ops[name], repeats, "cpu", sizes.warmup)
+        cuda_ms, _ = timed_ms(cuda_ops[name], max(repeats, 1), "cuda", sizes.warmup)
+        cpu_ms, _ = timed_ms(cpu_ops[name], max(repeats, 1), "cpu", sizes.warmup)
         verdict = "" if same else " (cuda and cpu DISAGREE)"
         rows.append((f"{name} ms{verdict}", f"{cuda_ms:.2f}", f"{cpu_ms:.2f}"))
     label = (
@@ -239,17 +241,31 @@ def training_step_rows(dataset, sizes, repeats):
         return step
 
     cuda_step, cpu_step = stepper("cuda"), stepper("cpu")
-    first_cuda, first_cpu = cuda_step(), cpu_step()
+    first_cuda, cuda_ms, counted = _first_step(cuda_step, "cuda")
+    first_cpu, cpu_ms, _ = _first_step(cpu_step, "cpu")
     agree = bool(np.allclose(first_cuda, first_cpu, rtol=LOSS_RTOL, atol=0))
-    cuda_ms, counted = timed_ms(cuda_step, repeats, "cuda", sizes.warmup)
-    cpu_ms, _ = timed_ms(cpu_step, repeats, "cpu", sizes.warmup)
+    which = "the first step, compiling"
+    if repeats:
+        which = f"median of {repeats} steps after {1 + sizes.warmup} untimed"
+        cuda_ms, counted = timed_ms(cuda_step, repeats, "cuda", sizes.warmup)
+        cpu_ms, _ = timed_ms(cpu_step, repeats, "cpu", sizes.warmup)
     verdict = "" if agree else " (first losses DISAGREE)"
     return [
-        (f"training step ms, 2 images{verdict}", f"{cuda_ms:.1f}", f"{cpu_ms:.1f}"),
+        (f"training step ms, 2 images ({which}){verdict}", f"{cuda_ms:.1f}", f"{cpu_ms:.1f}"),
         ("training step: first losses", _losses(first_cuda), _losses(first_cpu)),
         ("training step: launches, allocations", _counts(counted.as_dict()), ""),
         ("training step: copies H2D, D2H; waits", _copies(counted.as_dict()), ""),
     ], agree
+
+
+def _first_step(step, device):
+    """(its losses, ms, counts) of the first call of a training step."""
+    began = time.perf_counter()
+    with minimask.cuda.count() as counted:
+        values = step()
+        if device == "cuda":
+            minimask.cuda.synchronize()
+    return values, 1e3 * (time.perf_counter() - began), counted
 
 
 def demo_training_rows(dataset, steps, sizes, out_dir):
@@ -310,7 +326,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check.md", help="the Markdown table's file")
     parser.add_argument("--steps", type=int, default=300, help="demo training steps")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs of each workload")
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed runs (0: the training step's first)"
+    )
     parser.add_argument("--tests", nargs="*", help="CUDA test files (all test_cuda_*.py)")
     parser.add_argument("--toy", action="store_true", help="smallest sizes, for the simulator")
     args = parser.parse_args(argv)
