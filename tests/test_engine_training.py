@@ -206,6 +206,31 @@ def test_non_finite_loss_stops_with_the_step_terms_and_a_checkpoint(train_set, t
     assert not all(math.isfinite(losses[k].item()) for k in LOSS_NAMES)
 
 
+def test_an_infinite_loss_stops_training_as_a_nan_does(train_set, tmp_path, monkeypatch):
+    """A loss term of +inf (not NaN) at step 1: the model is replaced by one whose second
+    call returns loss_mask = inf, the other terms finite. Training must stop at step 1 with
+    that term in the error (reference: the contract, non-finite means NaN or inf)."""
+    import minimask.engine.trainer as trainer
+
+    class InfiniteOnSecondCall(MaskRCNN):
+        calls = 0
+
+        def forward(self, images, targets=None):
+            losses = super().forward(images, targets)
+            InfiniteOnSecondCall.calls += 1
+            if InfiniteOnSecondCall.calls == 2:
+                losses["loss_mask"] = losses["loss_mask"] * float("inf")
+            return losses
+
+    monkeypatch.setattr(trainer, "MaskRCNN", InfiniteOnSecondCall)
+    cfg = tiny_cfg(len(train_set.category_ids), max_iters=3)
+    with pytest.raises(NonFiniteLossError) as caught:
+        train(cfg, train_set, str(tmp_path / "inf"), progress=False)
+    assert caught.value.step == 1
+    assert caught.value.losses["loss_mask"] == math.inf
+    assert all(math.isfinite(v) for k, v in caught.value.losses.items() if k != "loss_mask")
+
+
 # ----------------------------------------------------------------------------- bad images
 def broken_copy(shapes, tmp_path):
     """A copy of the train split; returns its CocoDetection."""
