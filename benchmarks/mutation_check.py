@@ -162,10 +162,10 @@ MUTATIONS = [
     ),
     # ---------------------------------------------------------------- data
     (
-        "COCO: zero-width boxes kept",
+        "COCO: boxes not clipped to the image's width",
         "minimask/data/coco.py",
-        "if w <= 0 or h <= 0:",
-        "if w < 0 or h < 0:",
+        "np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])",
+        "np.clip(out[:, 0::2], 0, None, out=out[:, 0::2])",
     ),
     (
         "COCO: categories numbered in file order",
@@ -217,9 +217,9 @@ MUTATIONS = [
         "if flip > self.flip_prob:",
     ),
     (
-        "resume: the generator not restored",
+        "resume: the optimizer's state not restored",
         "minimask/engine/trainer.py",
-        "    restore_generator(saved)\n",
+        '    optimizer.load_state_dict(parts["optimizer"])\n',
         "",
     ),
     (
