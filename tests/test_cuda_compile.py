@@ -14,6 +14,12 @@ with ptxas (``tests/kernel_compilation.py``). It fails
 - if a kernel spills registers or needs more than 128 of them and README.md's paragraph
   "Kernels that spill or need more than 128 registers" does not name it (with the reason).
 
+When ``MINIMASK_KERNEL_RECORDS`` names a folder, the test compiles what an earlier run
+recorded there instead of running the CUDA tests again: ``.ci/run`` runs the whole suite
+with ``MINIMASK_RECORD_KERNELS`` set to that folder (every pytest-xdist worker records its
+launches; this test skips itself inside a recording run), then this test on its own, so
+that CI runs the simulated CUDA tests once, not twice.
+
 It needs numba-cuda's CUDA 12 compiler wheels (``pip install -e ".[gpu]"``: NVVM and
 ptxas). Without them it is skipped with that message, except under CI (CI=true), which
 installs them, where it fails. ``python benchmarks/cuda_kernel_resources.py`` writes the
@@ -32,6 +38,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_REGISTERS_UNLISTED = 128
 HEAVY_KERNELS_PARAGRAPH = "Kernels that spill or need more than 128 registers"
+EARLIER_RECORDS = "MINIMASK_KERNEL_RECORDS"
 
 
 def readme_paragraph(start):
@@ -67,6 +74,16 @@ def _is_kernel(function):
     return False
 
 
+def recorded_launches(fresh_folder):
+    """The folder of recorded launches: ``MINIMASK_KERNEL_RECORDS`` (an earlier run's), or
+    ``fresh_folder`` after running the CUDA tests with the recorder on."""
+    if os.environ.get(EARLIER_RECORDS):
+        return pathlib.Path(os.environ[EARLIER_RECORDS])
+    run = kernel_recording.run_cuda_tests(fresh_folder)
+    assert run.returncode == 0, f"the CUDA tests failed while recording:\n{run.stdout[-4000:]}"
+    return fresh_folder
+
+
 def _compiler_missing(reason):
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must compile the CUDA kernels: {reason}")
@@ -89,10 +106,9 @@ def test_every_launched_kernel_compiles_for_sm80_and_sm90(tmp_path):
     if "missing" in check:
         _compiler_missing(check["missing"])
 
-    records = tmp_path / "records"
-    run = kernel_recording.run_cuda_tests(records)
-    assert run.returncode == 0, f"the CUDA tests failed while recording:\n{run.stdout[-4000:]}"
+    records = recorded_launches(tmp_path / "records")
     recorded = kernel_recording.load(records)
+    assert recorded, f"{records} holds no recorded kernel launches"
     in_source = kernels_in_source()
     assert in_source, "the scan found no @cuda.jit kernel under minimask/cuda"
     launched = {(spec.source.module, spec.source.qualname) for spec in recorded}

@@ -4,9 +4,7 @@ toy run in numba's simulator goes through every stage (the CUDA tests, the ops, 
 step on cuda and on cpu, a short demo training) and writes the table. The toy's numbers are
 the simulator's; what this test checks is that the script works end to end and that cuda
 and cpu agree (the script's own comparisons, which set its exit status). The toy run takes
-minutes of simulated training steps, so it is marked ``gpu_check_toy``, left out of the
-default run (pyproject.toml), and run by .ci/run as its own step after the suite:
-``python -m pytest -q -m gpu_check_toy tests/test_gpu_check.py``."""
+a few minutes of simulated training steps."""
 
 import os
 import subprocess
@@ -47,7 +45,6 @@ def test_in_the_simulator_it_wants_toy(tmp_path):
     assert done.returncode == 1 and "add --toy" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.gpu_check_toy
 def test_a_toy_run_in_the_simulator_writes_every_row(tmp_path):
     out = tmp_path / "gpu_check.md"
     args = ["--toy", "--steps", "1", "--repeats", "0", "--out", str(out)]
