@@ -86,7 +86,8 @@ def demo_model(device="cpu", iters=DEMO_ITERS, n_train=DEMO_TRAIN_IMAGES, seed=0
             "shapes images, as long as `minimask demo` takes; README's Results give its "
             "time). It is kept there for next time."
         )
-        work = os.path.join(folder, "work")
+        os.makedirs(folder, exist_ok=True)
+        work = tempfile.mkdtemp(dir=folder, prefix="work-")  # two processes may train at once
         summary = run_demo(
             work, iters, n_train, min(DEMO_VAL_IMAGES, n_train), seed, device, progress
         )

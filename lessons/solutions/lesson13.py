@@ -1,4 +1,4 @@
-"""Reference solutions of lesson 11's exercises (lessons/exercises/lesson11.py checks them)."""
+"""Reference solutions of lesson 13's exercises (lessons/exercises/lesson13.py checks them)."""
 
 from numba import cuda
 

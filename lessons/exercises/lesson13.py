@@ -1,4 +1,4 @@
-"""Checkers of lesson 11 (the GPU). References: NumPy written out (np.maximum, np.add.at),
+"""Checkers of lesson 13 (the GPU). References: NumPy written out (np.maximum, np.add.at),
 minimask's own ops and counters (F.relu, the gradient of indexing, ``minimask.cuda.count()``,
 ``caching_pool.size_class``) and hand computations (a table of size classes, the launches
 of each expression counted from the lesson's rules). Results that are copies (relu) or
@@ -41,7 +41,7 @@ def _launch(kernel, blocks, threads, *arrays):
     return [d.copy_to_host() for d in on_device]
 
 
-@exercise("11.1", "relu's forward, launched by minimask's grid", "relu_kernel", "relu_forward")
+@exercise("13.1", "relu's forward, launched by minimask's grid", "relu_kernel", "relu_forward")
 def check_relu(relu_kernel, relu_forward):
     """relu_kernel on 2 blocks x 32 threads over 300 float32 elements (only a grid-stride
     loop reaches them all; the output starts as NaN so that an element no thread wrote
@@ -89,7 +89,7 @@ def _compare(name, x, got):
             raise Wrong(f"{name}: at x = {x[i]:.6g} got {got[i]:.6g}, {reference} is {want[i]:.6g}")
 
 
-# Each expression of exercise 11.2 on a, b: float32 (3, 4) tensors on "cuda", and its
+# Each expression of exercise 13.2 on a, b: float32 (3, 4) tensors on "cuda", and its
 # launches counted by hand from the lesson's rules (one launch per elementwise operation,
 # reduction or matmul; none for a view; a copy kernel where a view must become contiguous;
 # a mean is a sum and a division).
@@ -105,7 +105,7 @@ EXPRESSIONS = {
 }
 
 
-@exercise("11.2", "kernel launches counted by hand", "hand_counts")
+@exercise("13.2", "kernel launches counted by hand", "hand_counts")
 def check_hand_counts(hand_counts):
     """Each expression of ``EXPRESSIONS`` run on two float32 (3, 4) CUDA tensors inside
     ``minimask.cuda.count()``: the student's number against the launches counted there and
@@ -154,7 +154,7 @@ SIZE_TABLE = (
 )
 
 
-@exercise("11.3", "the caching pool's size classes", "size_class")
+@exercise("13.3", "the caching pool's size classes", "size_class")
 def check_size_class(size_class):
     """The hand table ``SIZE_TABLE``, then 2,000 request sizes (random up to 64 MiB, and
     every size within 2 bytes of each boundary and granule edge tried) against
@@ -175,7 +175,7 @@ def check_size_class(size_class):
             )
 
 
-@exercise("11.4", "a deterministic scatter-add: one owner per output", "scatter_add_kernel")
+@exercise("13.4", "a deterministic scatter-add: one owner per output", "scatter_add_kernel")
 def check_scatter_add(scatter_add_kernel):
     """1 block x 32 threads (fewer than the 40 outputs: a grid-stride loop) over 200 float32
     values of magnitudes 1e-3 to 1e3 sent to 40 outputs, every output receiving at least
