@@ -35,11 +35,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cuda_model_case import NUM_CLASSES, batch, config  # noqa: E402
+from training_step import sgd_step  # noqa: E402
 
 import minimask  # noqa: E402
 from minimask.engine.trainer import make_optimizer  # noqa: E402
 from minimask.models import MaskRCNN, MaskRCNNConfig  # noqa: E402
-from minimask.models.mask_rcnn import LOSS_NAMES  # noqa: E402
 
 COLUMNS = (
     ("launches", "launches"),
@@ -66,12 +66,7 @@ def training_step(net, optimizer, scheduler):
     images, targets = batch(minimask.float32, "cpu")
     images = [image.to("cuda") for image in images]
     targets = [{k: v.to("cuda") for k, v in t.items()} for t in targets]
-    losses = net(images, targets)
-    log_values = [losses[k].item() for k in LOSS_NAMES]  # noqa: F841  (what the log writes)
-    sum(losses[k] for k in LOSS_NAMES).backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    scheduler.step()
+    sgd_step(net, optimizer, images, targets, scheduler)
 
 
 def inference(net):

@@ -50,15 +50,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from timing import median_ms  # noqa: E402
+from training_step import sgd_step  # noqa: E402
 
 import minimask  # noqa: E402
 from minimask.data.coco import CocoDetection  # noqa: E402
 from minimask.data.shapes import make_shapes_dataset  # noqa: E402
 from minimask.engine.batches import TrainingBatches  # noqa: E402
 from minimask.engine.demo import DEMO_IMAGE_SIZE, DEMO_TRAIN_IMAGES, demo_config  # noqa: E402
-from minimask.engine.trainer import make_optimizer, train  # noqa: E402
+from minimask.engine.trainer import make_optimizer, to_device, train  # noqa: E402
 from minimask.models import MaskRCNN  # noqa: E402
-from minimask.models.mask_rcnn import LOSS_NAMES  # noqa: E402
 from minimask.ops import nms, roi_align  # noqa: E402
 
 WARMUP_STEPS = 2  # of the demo training: compilation and the allocator's first blocks
@@ -85,7 +85,17 @@ class Sizes:
     @classmethod
     def toy_sizes(cls):
         """Each simulated training step costs a minute: the fewest of them."""
-        return cls((1, 4, 8, 8), 0.25, 8, 2, 2, 32, 0.7, 32, 4, 0, True)
+        return cls(
+            feature_shape=(1, 4, 8, 8),
+            rois=8,
+            pooled=2,
+            sampling=2,
+            nms_boxes=32,
+            image_size=32,
+            train_images=4,
+            warmup=0,
+            toy=True,
+        )
 
 
 def model_config(num_classes, steps, sizes):
@@ -215,10 +225,6 @@ def op_rows(sizes, repeats):
     return [(label, "cuda", "cpu"), *rows], agree
 
 
-def to_device(target, device):
-    return {k: v.to(device) if isinstance(v, minimask.Tensor) else v for k, v in target.items()}
-
-
 def training_step_rows(dataset, sizes, repeats):
     """One training step of the model on cuda against cpu; (rows, agree)."""
     cfg = model_config(len(dataset.category_ids), 1, sizes)
@@ -230,15 +236,7 @@ def training_step_rows(dataset, sizes, repeats):
         optimizer, _ = make_optimizer(model, cfg)
         batch = [image.to(device) for image in images], [to_device(t, device) for t in targets]
 
-        def step():
-            losses = model(*batch)
-            values = [losses[k].item() for k in LOSS_NAMES]
-            sum(losses[k] for k in LOSS_NAMES).backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            return values
-
-        return step
+        return lambda: sgd_step(model, optimizer, *batch)
 
     cuda_step, cpu_step = stepper("cuda"), stepper("cpu")
     first_cuda, cuda_ms, counted = _first_step(cuda_step, "cuda")

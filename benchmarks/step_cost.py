@@ -43,6 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import cuda_model_case  # noqa: E402
+from training_step import sgd_step  # noqa: E402
 
 import minimask  # noqa: E402
 from minimask.autograd import function  # noqa: E402
@@ -50,9 +51,8 @@ from minimask.data.coco import CocoDetection  # noqa: E402
 from minimask.data.shapes import make_shapes_dataset  # noqa: E402
 from minimask.engine.batches import TrainingBatches  # noqa: E402
 from minimask.engine.demo import demo_config  # noqa: E402
-from minimask.engine.trainer import make_optimizer  # noqa: E402
+from minimask.engine.trainer import make_optimizer, to_device  # noqa: E402
 from minimask.models import MaskRCNN  # noqa: E402
-from minimask.models.mask_rcnn import LOSS_NAMES  # noqa: E402
 
 GEMM_OPS = {"Conv2d", "ConvTranspose2d", "Matmul"}
 
@@ -101,35 +101,23 @@ class Watch:
         function.Function.apply = self._apply
 
 
-def training_step(model, optimizer, images, targets):
-    losses = model(images, targets)
-    [losses[k].item() for k in LOSS_NAMES]
-    sum(losses[k] for k in LOSS_NAMES).backward()
-    optimizer.step()
-    optimizer.zero_grad()
-
-
-def to_device(target, device):
-    return {k: v.to(device) if isinstance(v, minimask.Tensor) else v for k, v in target.items()}
-
-
 def measure(cfg, images, targets, device="cpu"):
     """(Watch of the second step on the CPU, cuda launches of the second step or None)."""
     minimask.manual_seed(0)
     model = MaskRCNN(cfg).train()
     optimizer, _ = make_optimizer(model, cfg)
-    training_step(model, optimizer, images, targets)  # compiles the kernels
+    sgd_step(model, optimizer, images, targets)  # compiles the kernels
     with Watch() as watch:
-        training_step(model, optimizer, images, targets)
+        sgd_step(model, optimizer, images, targets)
     launches = None
     if device == "cuda":
         minimask.manual_seed(0)
         model = MaskRCNN(cfg).to("cuda").train()
         optimizer, _ = make_optimizer(model, cfg)
         batch = [i.to("cuda") for i in images], [to_device(t, "cuda") for t in targets]
-        training_step(model, optimizer, *batch)
+        sgd_step(model, optimizer, *batch)
         with minimask.cuda.count() as counted:
-            training_step(model, optimizer, *batch)
+            sgd_step(model, optimizer, *batch)
         launches = counted.launches
     return watch, launches
 

@@ -61,12 +61,11 @@ def test_an_interrupted_copy_leaves_no_checkpoint(monkeypatch, tmp_path):
     source = tmp_path / "checkpoint.npz"
     source.write_bytes(b"0123456789")
 
-    def copy_half(src, dst):
-        with open(dst, "wb") as f:
-            f.write(b"01234")
+    def copy_half(source_file, destination_file):
+        destination_file.write(source_file.read(5))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(shutil, "copyfile", copy_half)
+    monkeypatch.setattr(shutil, "copyfileobj", copy_half)
     summary = {"checkpoint": str(source), "minutes": 0.1, "segm_AP": 0.0, "segm_AP50": 0.0,
                "bbox_AP": 0.0, "bbox_AP50": 0.0}  # fmt: skip
     with pytest.raises(KeyboardInterrupt):

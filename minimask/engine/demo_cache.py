@@ -15,8 +15,9 @@ saying so: that takes as long as ``minimask demo`` (README, "Results", has its t
                    recipe.json      steps, images, seed, the AP figures, minutes
 
 A shortened run (fewer steps or images) is kept under its own name, so it never stands in
-for the full recipe. The checkpoint is copied in atomically (a temporary file, then a
-rename), so an interrupted copy leaves no half file that would later load as the model.
+for the full recipe. The checkpoint is copied in atomically (``minimask.io.atomic``: a
+temporary file, then a rename), so an interrupted copy leaves no half file that would later
+load as the model.
 """
 
 import json
@@ -26,6 +27,7 @@ import tempfile
 
 from minimask.engine.checkpoint import load_model
 from minimask.engine.demo import DEMO_ITERS, DEMO_TRAIN_IMAGES, DEMO_VAL_IMAGES, run_demo
+from minimask.io.atomic import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.npz"
 RECIPE_NAME = "recipe.json"
@@ -44,19 +46,6 @@ def recipe_dir(iters=DEMO_ITERS, n_train=DEMO_TRAIN_IMAGES, seed=0):
     return os.path.join(cache_dir(), f"demo-{iters}-steps-{n_train}-images-seed-{seed}")
 
 
-def _copy_atomically(source, destination):
-    folder = os.path.dirname(destination)
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def keep_in_cache(summary, iters, n_train, seed):
     """Copy a finished demo's checkpoint (``run_demo``'s summary) into the cache with its
     recipe; returns the cached checkpoint's path."""
@@ -68,10 +57,11 @@ def keep_in_cache(summary, iters, n_train, seed):
         "minutes": summary["minutes"],
         **{k: summary[k] for k in ("segm_AP", "segm_AP50", "bbox_AP", "bbox_AP50")},
     }
-    _copy_atomically(summary["checkpoint"], os.path.join(folder, CHECKPOINT_NAME))
-    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".json") as f:
+    with open(summary["checkpoint"], "rb") as source:
+        with atomic_write(os.path.join(folder, CHECKPOINT_NAME)) as copy:
+            shutil.copyfileobj(source, copy)
+    with atomic_write(os.path.join(folder, RECIPE_NAME), "w", encoding="utf-8") as f:
         json.dump(recipe, f, indent=1)
-    os.replace(f.name, os.path.join(folder, RECIPE_NAME))
     return os.path.join(folder, CHECKPOINT_NAME)
 
 

@@ -197,7 +197,7 @@ class _Run:
         losses = None
         if images:
             images = [image.to(device) for image in images]
-            targets = [_to_device(t, device) for t in targets]
+            targets = [to_device(t, device) for t in targets]
             losses = self.model(images, targets)
             values = {k: losses[k].item() for k in LOSS_NAMES}
         else:
@@ -301,7 +301,8 @@ def train(cfg, dataset, out_dir, device="cpu", resume=False, progress=True, worl
     }
 
 
-def _to_device(target, device):
+def to_device(target, device):
+    """A target dict with its tensors moved to ``device`` (other values as they are)."""
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in target.items()}
 
 
