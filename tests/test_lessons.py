@@ -6,7 +6,7 @@
 that raises fails the test with the notebook, the cell's index and source, and the error.
 
 The kernel gets the environment variable ``MINIMASK_LESSONS_FAST=1``. Lessons that train a
-model (06 to 12) read it and train for a few steps only, so that this test stays short;
+model (05 to 12) read it and train for a few steps only, so that this test stays short;
 the lessons without training (01 tensors and autograd, 02 numba kernels) ignore it. See
 ``lessons/README.md``. On a machine without an NVIDIA device ``tests/conftest.py`` has set
 ``NUMBA_ENABLE_CUDASIM=1``, which the kernel inherits, so CUDA cells run in numba's
