@@ -1,13 +1,14 @@
 """Checkers of lesson 07 (RoI heads and masks). References: minimask itself
 (``BoxCoder.decode``, ``level_for_boxes`` and ``MaskRCNNConfig.scaled_to``,
-``minimask.models.masks.mask_targets``, ``RoIHeads.mask_loss``), torch's
-``binary_cross_entropy_with_logits`` for the mask loss, and hand computations (a box moved
-by one width, a width doubled, the clamp of dw at log(1000/16); the level table of square
-boxes at the demo's canonical size 84; a half-filled mask whose target is exactly 0 and 1;
-the loss log 2 of zero logits). Tolerances follow the dtype: boxes and losses in float64 to
-1e-12 relative (a few dozen roundings of numbers below 1000; exp and log add no more);
-levels (integers) exactly; mask targets, which RoIAlign computes in float32 from a float32
-mask, to 1e-6 (the values lie in [0, 1], float32 rounds them by 6e-8 per operation)."""
+``minimask.models.masks.mask_targets``, the gradient of ``RoIHeads.mask_loss`` by
+minimask's autograd), torch's autograd of ``binary_cross_entropy_with_logits`` for the
+mask loss's gradient, and hand computations (a box moved by one width, a width doubled,
+the clamp of dw at log(1000/16); the level table of square boxes at the demo's canonical
+size 84; a half-filled mask whose target is exactly 0 and 1; the gradient -1/2 / (P M^2) of
+zero logits against targets 1). Tolerances follow the dtype: boxes and gradients in float64
+to 1e-12 relative (a few dozen roundings of numbers below 1000; exp adds no more); levels
+(integers) exactly; mask targets, which RoIAlign computes in float32 from a float32 mask,
+to 1e-6 (the values lie in [0, 1], float32 rounds them by 6e-8 per operation)."""
 
 import numpy as np
 import torch
@@ -233,53 +234,48 @@ def check_mask_target(mask_target):
             )
 
 
-def _library_mask_loss(logits, labels, targets):
+def _library_mask_loss_gradient(logits, labels, targets):
+    """d RoIHeads.mask_loss / d logits by minimask's autograd."""
     heads = RoIHeads(MaskRCNNConfig.tiny(logits.shape[1]))
-    return heads.mask_loss(
-        minimask.tensor(logits), minimask.tensor(labels), minimask.tensor(targets)
-    ).item()
+    x = minimask.tensor(logits, requires_grad=True)
+    heads.mask_loss(x, minimask.tensor(labels), minimask.tensor(targets)).backward()
+    return x.grad.numpy()
 
 
-def _torch_mask_loss(logits, labels, targets):
-    chosen = torch.from_numpy(logits[np.arange(len(labels)), labels - 1])
-    return torch_F.binary_cross_entropy_with_logits(chosen, torch.from_numpy(targets)).item()
+def _torch_mask_loss_gradient(logits, labels, targets):
+    """The same gradient by torch's autograd of binary_cross_entropy_with_logits."""
+    x = torch.from_numpy(logits.copy()).requires_grad_(True)
+    chosen = x[torch.arange(len(labels)), torch.from_numpy(labels - 1)]
+    torch_F.binary_cross_entropy_with_logits(chosen, torch.from_numpy(targets)).backward()
+    return x.grad.numpy()
 
 
-@exercise("07.4", "the mask loss", "mask_loss_by_hand")
-def check_mask_loss(mask_loss_by_hand):
-    """Hand computations: zero logits give log 2 whatever the targets; logit +50 on a target
-    1 gives log(1 + e^-50), and on a target 0 gives 50 + log(1 + e^-50) (the naive
-    -log(1 - sigmoid(50)) is log 0 in float64: the stable form is needed); only the map of
-    the RoI's class counts (changing the other maps leaves the loss as it is); fractional
-    targets t give their own BCE. Then 30 random sets (1 to 6 RoIs, 1 to 5 classes, M = 4 to
-    28, logits up to +-40, soft targets) against RoIHeads.mask_loss (float64) and torch's
-    binary_cross_entropy_with_logits on the chosen maps. All 1e-12 relative, float64."""
-    tiny = np.log1p(np.exp(-50.0))
-    cases = []
+@exercise("07.4", "the mask loss's gradient", "mask_loss_gradient")
+def check_mask_loss_gradient(mask_loss_gradient):
+    """Hand computations: zero logits against targets 1 give (1/2 - 1) / (P M^2) on each
+    RoI's class map and exactly 0 on every other map (the classes do not compete); logit
+    50 against a target 0 gives sigmoid(50) / (P M^2), which is 1/4 for one RoI of 2 x 2
+    cells; a sigmoid of 3/4 against targets 1/4 and 1 on 2 x 2 cells gives 1/8 and -1/16.
+    Then 30 random sets (1 to 6 RoIs, 1 to 5 classes, M = 4 to 28, logits up to +-40, soft targets)
+    against minimask's autograd of RoIHeads.mask_loss and torch's autograd of
+    binary_cross_entropy_with_logits on the chosen maps. float64, to 1e-12 of the largest
+    gradient (each entry is one sigmoid and a division)."""
     zeros = np.zeros((2, 3, 4, 4))
-    cases.append((zeros, np.array([1, 3]), np.ones((2, 4, 4)), np.log(2.0), "zero logits: log 2"))
+    want_zeros = np.zeros_like(zeros)
+    want_zeros[0, 0] = want_zeros[1, 2] = -0.5 / 32
     big = np.zeros((1, 2, 2, 2))
     big[0, 1] = 50.0
-    cases.append((big, np.array([2]), np.ones((1, 2, 2)), tiny, "logit 50, target 1"))
-    cases.append((big, np.array([2]), np.zeros((1, 2, 2)), 50.0 + tiny, "logit 50, target 0"))
-    other = big.copy()
-    other[0, 0] = -7.0  # class 1's map, not the RoI's
-    cases.append((other, np.array([2]), np.ones((1, 2, 2)), tiny, "class 1's map does not count"))
-    soft = np.full((1, 1, 1, 2), np.log(3.0))  # sigmoid = 3/4
-    target = np.array([[[0.25, 1.0]]])
-    want = np.mean([-(0.25 * np.log(0.75) + 0.75 * np.log(0.25)), -np.log(0.75)])
-    cases.append((soft, np.array([1]), target, want, "sigmoid 3/4 against targets 1/4 and 1"))
-    for logits, labels, targets, want, why in cases:
-        got, want = (
-            float(mask_loss_by_hand(logits.copy(), labels.copy(), targets.copy())),
-            float(want),
-        )
-        if not abs(got - want) <= 1e-12 * max(1.0, abs(want)):
-            raise Wrong(
-                f"logits {logits.shape}, labels {labels.tolist()}: got {got!r}, want {want!r} "
-                f"({why})"
-            )
-    rng = np.random.default_rng(73)
+    want_big = np.zeros_like(big)
+    want_big[0, 1] = 0.25
+    soft = np.full((1, 1, 2, 2), np.log(3.0))  # sigmoid = 3/4
+    soft_targets = np.array([[[0.25, 1.0], [1.0, 1.0]]])
+    want_soft = np.array([[[[0.125, -0.0625], [-0.0625, -0.0625]]]])  # (3/4 - t) / 4
+    cases = [
+        (zeros, np.array([1, 3]), np.ones((2, 4, 4)), want_zeros, "zero logits, targets 1"),
+        (big, np.array([2]), np.zeros((1, 2, 2)), want_big, "logit 50, target 0"),
+        (soft, np.array([1]), soft_targets, want_soft, "sigmoid 3/4 against targets 1/4 and 1"),
+    ]
+    rng = np.random.default_rng(74)
     for _ in range(30):
         count, classes, m = (
             int(rng.integers(1, 7)),
@@ -290,14 +286,25 @@ def check_mask_loss(mask_loss_by_hand):
         logits[0, :, 0, :2] = (40.0, -40.0)
         labels = rng.integers(1, classes + 1, count)
         targets = np.clip(rng.uniform(-0.5, 1.5, (count, m, m)), 0.0, 1.0)
-        want = _library_mask_loss(logits, labels, targets)
-        reference = _torch_mask_loss(logits, labels, targets)
-        assert abs(want - reference) <= 1e-12 * max(1.0, abs(want))
-        got = float(mask_loss_by_hand(logits.copy(), labels.copy(), targets.copy()))
-        if not abs(got - want) <= 1e-12 * max(1.0, abs(want)):
+        want = _library_mask_loss_gradient(logits, labels, targets)
+        reference = _torch_mask_loss_gradient(logits, labels, targets)
+        assert np.abs(want - reference).max() <= 1e-12 * np.abs(want).max()
+        why = (
+            f"{count} RoIs, {classes} classes, {m} x {m} maps, labels {labels.tolist()}: "
+            "minimask's and torch's autograd"
+        )
+        cases.append((logits, labels, targets, want, why))
+    for logits, labels, targets, want, why in cases:
+        got = np.asarray(
+            mask_loss_gradient(logits.copy(), labels.copy(), targets.copy()), np.float64
+        )
+        if got.shape != want.shape:
+            raise Wrong(f"{why}: got a gradient of shape {got.shape}, want {want.shape}")
+        error = np.abs(got - want)
+        if error.max() > 1e-12 * np.abs(want).max():
+            p, c, i, j = np.unravel_index(np.argmax(error), want.shape)
             raise Wrong(
-                f"{count} RoIs, {classes} classes, {m} x {m} maps, labels {labels.tolist()}: got "
-                f"{got!r}, RoIHeads.mask_loss gives {want!r} and torch's "
-                f"binary_cross_entropy_with_logits {reference!r} (mean over the RoIs and the "
-                f"cells of the map of each RoI's class, labels[p] - 1)"
+                f"{why}: d loss / d logits[{p}, {c}, {i}, {j}] is {float(got[p, c, i, j])!r}, "
+                f"want {float(want[p, c, i, j])!r} (RoI {p}'s label is {labels[p]}: "
+                f"(sigmoid(x) - t) / (P M^2) on its map labels[p] - 1, 0 on every other map)"
             )

@@ -54,9 +54,12 @@ def mask_target(gt_mask, box, mask_scale, size=28):
     return out.numpy()[0, 0]
 
 
-def mask_loss_by_hand(mask_logits, labels, targets):
-    """Mean over the RoIs and cells of BCE-with-logits on each RoI's class map (labels - 1),
-    in the stable form max(x, 0) - x t + log(1 + e^-|x|)."""
-    x = mask_logits[np.arange(len(labels)), np.asarray(labels) - 1]  # (P, M, M)
-    loss = np.maximum(x, 0.0) - x * targets + np.log1p(np.exp(-np.abs(x)))
-    return loss.mean()
+def mask_loss_gradient(mask_logits, labels, targets):
+    """d L_sigmoid / d mask_logits (P, K, M, M): (sigmoid(x) - t) / (P M^2) on each RoI's
+    class map (labels - 1), 0 on the other maps, which the loss does not read."""
+    count, _, m, _ = mask_logits.shape
+    rows, channels = np.arange(count), np.asarray(labels) - 1
+    x = mask_logits[rows, channels]  # (P, M, M)
+    gradient = np.zeros_like(mask_logits)
+    gradient[rows, channels] = (1.0 / (1.0 + np.exp(-x)) - targets) / (count * m * m)
+    return gradient

@@ -15,9 +15,10 @@ saying so: that takes as long as ``minimask demo`` (README, "Results", has its t
                    recipe.json      steps, images, seed, the AP figures, minutes
 
 A shortened run (fewer steps or images) is kept under its own name, so it never stands in
-for the full recipe. The checkpoint is copied in atomically (``minimask.io.atomic``: a
-temporary file, then a rename), so an interrupted copy leaves no half file that would later
-load as the model.
+for the full recipe. ``SHORT_RECIPE`` is the one the lessons ask for when
+``MINIMASK_LESSONS_FAST=1`` (the lesson tests): enough to run their code, not to learn.
+The checkpoint is copied in atomically (``minimask.io.atomic``: a temporary file, then a
+rename), so an interrupted copy leaves no half file that would later load as the model.
 """
 
 import json
@@ -29,6 +30,7 @@ from minimask.engine.checkpoint import load_model
 from minimask.engine.demo import DEMO_ITERS, DEMO_TRAIN_IMAGES, DEMO_VAL_IMAGES, run_demo
 from minimask.io.atomic import atomic_write
 
+SHORT_RECIPE = {"iters": 10, "n_train": 10}  # demo_model(**SHORT_RECIPE): a few seconds
 CHECKPOINT_NAME = "checkpoint.npz"
 RECIPE_NAME = "recipe.json"
 
